@@ -1,0 +1,52 @@
+"""ivrdesk: launch Infobip IVR campaigns and keep every call's status history."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+from app.config import Settings, load_settings, warn_about
+from app.db import make_engine, make_session_factory
+
+__all__ = ["create_app"]
+
+
+def _secret_key(settings: Settings) -> str:
+    if settings.secret_key:
+        return settings.secret_key
+    # Development only (production refuses to start without IVR_SECRET_KEY): one
+    # random key, generated once and kept under instance/.
+    path = settings.instance_path / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the Flask app: settings, database, web layer and CLI commands."""
+    from app import cli, web
+    from app.web.state import AppState
+
+    settings = settings or load_settings()
+    _configure_logging()
+    app = Flask(__name__, instance_path=str(Path(settings.instance_path).resolve()))
+    app.config["SECRET_KEY"] = _secret_key(settings)
+    engine = make_engine(settings.database_url)
+    app.extensions["ivrdesk"] = AppState(settings, engine, make_session_factory(engine))
+    warn_about(settings)
+    web.init_app(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,93 @@
+"""API tokens and admin users: created hashed, checked in constant time; never commits."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.models import ApiToken, Role, User
+
+TOKEN_PREFIX = "ivr_"  # noqa: S105  (a visible prefix, not a secret)
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,99}$")
+MIN_PASSWORD = 10
+# Compared against when the user does not exist, so a wrong name costs as much as
+# a wrong password.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+class AccountError(ValueError):
+    """A name, role or password is not acceptable."""
+
+
+def hash_token(secret: str) -> str:
+    """Return the SHA-256 of a token, the only form that is stored."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise AccountError(f"role must be viewer or operator, got {role!r}") from None
+
+
+def _name(name: str) -> str:
+    name = name.strip()
+    if not NAME_PATTERN.match(name):
+        raise AccountError("name must be 1-100 characters of letters, digits, space . _ @ -")
+    return name
+
+
+def create_token(session: Session, name: str, role: str, *, now: datetime) -> tuple[ApiToken, str]:
+    """Create an API token; return the row and the secret, which is shown only once."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        name=_name(name), role=_role(role).value, token_hash=hash_token(secret), created_at=now
+    )
+    session.add(token)
+    session.flush()
+    return token, secret
+
+
+def find_token(session: Session, secret: str) -> ApiToken | None:
+    """Return the live token with this secret, or None."""
+    digest = hash_token(secret)
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+    if token is None or token.revoked_at is not None:
+        return None
+    # The lookup is by hash; compare again in constant time all the same.
+    return token if hmac.compare_digest(token.token_hash, digest) else None
+
+
+def create_user(session: Session, name: str, role: str, password: str, *, now: datetime) -> User:
+    """Create an admin user with a hashed password."""
+    name = _name(name)
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"password must be at least {MIN_PASSWORD} characters")
+    if session.scalar(select(User).where(User.name == name)) is not None:
+        raise AccountError(f"user {name!r} exists already")
+    user = User(
+        name=name,
+        role=_role(role).value,
+        password_hash=generate_password_hash(password),
+        created_at=now,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def authenticate_user(session: Session, name: str, password: str) -> User | None:
+    """Return the user when name and password match, else None (same cost either way)."""
+    user = session.scalar(select(User).where(User.name == name.strip()))
+    if user is None or user.disabled:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    return user if check_password_hash(user.password_hash, password) else None

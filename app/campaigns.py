@@ -1,0 +1,272 @@
+"""Create campaigns: idempotency by bulkId, messageIds, calls and batches; never commits."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.launch_request import LaunchRequest, Problem
+from app.models import Batch, BatchState, Call, Campaign, SubmitState
+
+# A synchronous launch submits its own batches; the dispatcher only takes them over
+# after this long, in case the worker that stored them died before sending.
+SYNC_GRACE = timedelta(seconds=120)
+# Infobip takes at most 20,000 destinations per message object (INFOBIP.md §1).
+MAX_DESTINATIONS_PER_MESSAGE = 20_000
+_LOOKUP_CHUNK = 500
+
+
+@dataclass
+class LaunchConflict(Exception):
+    """The launch collides with stored data (a bulkId with another body, a used messageId)."""
+
+    message: str
+    problems: list[Problem] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        """Say what collides."""
+        return self.message
+
+
+class NotFound(LookupError):
+    """No campaign or call has the given id."""
+
+
+@dataclass(frozen=True)
+class Created:
+    """A stored campaign, and whether this launch created it or found it."""
+
+    campaign: Campaign
+    created: bool
+
+
+def fingerprint(body: Any) -> str:
+    """Hash a launch body so that a re-post can be told apart from a different launch."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def get_campaign(session: Session, bulk_id: str) -> Campaign:
+    """Return the campaign with this bulkId, or raise NotFound."""
+    campaign = session.scalar(select(Campaign).where(Campaign.bulk_id == bulk_id))
+    if campaign is None:
+        raise NotFound(f"no campaign has bulkId {bulk_id!r}")
+    return campaign
+
+
+def _existing(session: Session, bulk_id: str, digest: str) -> Created:
+    campaign = get_campaign(session, bulk_id)
+    if campaign.fingerprint != digest:
+        raise LaunchConflict(
+            f"bulkId {bulk_id!r} was already launched with a different body",
+            [Problem("bulkId", "already used by another campaign with a different body")],
+        )
+    return Created(campaign, created=False)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _used_message_ids(session: Session, request: LaunchRequest) -> list[Problem]:
+    paths = {}
+    for message in request.messages:
+        for position, destination in enumerate(message.destinations):
+            if destination.message_id is not None:
+                prefix = "" if request.flat else f"messages[{message.index}]."
+                where = "messageId" if request.flat else f"destinations[{position}].messageId"
+                paths[destination.message_id] = prefix + where
+    wanted = list(paths)
+    used: list[str] = []
+    for chunk in _chunks(wanted, _LOOKUP_CHUNK):
+        used.extend(session.scalars(select(Call.message_id).where(Call.message_id.in_(chunk))))
+    return [Problem(paths[m], f"messageId {m!r} is already used by another call") for m in used]
+
+
+def create_campaign(
+    session: Session,
+    request: LaunchRequest,
+    *,
+    digest: str,
+    batch_size: int,
+    asynchronous: bool,
+    now: datetime,
+) -> Created:
+    """Store the campaign, its calls (queued) and its batches; find it again on a re-post."""
+    if request.bulk_id is not None and session.scalar(
+        select(func.count()).select_from(Campaign).where(Campaign.bulk_id == request.bulk_id)
+    ):
+        return _existing(session, request.bulk_id, digest)
+    conflicts = _used_message_ids(session, request)
+    if conflicts:
+        raise LaunchConflict("a messageId is already used by another call", conflicts)
+    bulk_id = request.bulk_id or f"ivr-{uuid.uuid4()}"
+    campaign = Campaign(
+        campaign_id=str(uuid.uuid4()),
+        bulk_id=bulk_id,
+        name=request.name or bulk_id,
+        scenario_id=str(request.messages[0].fields.get("scenarioId", "")),
+        created_at=now,
+        total_calls=request.destination_count,
+        asynchronous=asynchronous,
+        fingerprint=digest,
+        messages=[dict(message.fields) for message in request.messages],
+        client_notify_urls=[message.notify_url for message in request.messages],
+        clamped=[clamp.as_json() for clamp in request.clamped],
+    )
+    try:
+        with session.begin_nested():
+            session.add(campaign)
+            session.flush()
+            _store_calls(session, campaign, request, batch_size, asynchronous, now)
+    except IntegrityError as exc:
+        if request.bulk_id is not None and session.scalar(
+            select(func.count()).select_from(Campaign).where(Campaign.bulk_id == request.bulk_id)
+        ):
+            return _existing(session, request.bulk_id, digest)
+        raise LaunchConflict("a messageId is already used by another call") from exc
+    return Created(campaign, created=True)
+
+
+def _call_rows(request: LaunchRequest) -> Iterator[tuple[int, str, str, str | None]]:
+    for message in request.messages:
+        callback_data = message.fields.get("callbackData")
+        for destination in message.destinations:
+            message_id = destination.message_id or str(uuid.uuid4())
+            yield message.index, message_id, destination.to, callback_data
+
+
+def _store_calls(
+    session: Session,
+    campaign: Campaign,
+    request: LaunchRequest,
+    batch_size: int,
+    asynchronous: bool,
+    now: datetime,
+) -> None:
+    not_before = now if asynchronous else now + SYNC_GRACE
+    rows = list(_call_rows(request))
+    batch_ids = add_batches(session, campaign, len(rows), batch_size, not_before, now=now)
+    values = [
+        {
+            "campaign_id": campaign.id,
+            "batch_id": batch_ids[position // batch_size],
+            "message_index": index,
+            "message_id": message_id,
+            "to_number": to,
+            "callback_data": callback_data,
+            "submit_state": SubmitState.QUEUED.value,
+            "outcome": "pending",
+            "created_at": now,
+            "updated_at": now,
+        }
+        for position, (index, message_id, to, callback_data) in enumerate(rows)
+    ]
+    for start in range(0, len(values), 5000):
+        session.execute(insert(Call), values[start : start + 5000])
+
+
+def add_batches(
+    session: Session,
+    campaign: Campaign,
+    calls: int,
+    batch_size: int,
+    not_before: datetime,
+    *,
+    now: datetime,
+    resubmission: bool = False,
+) -> list[int]:
+    """Add the batches that will carry this many calls; return their ids in order."""
+    first_seq = (
+        session.scalar(select(func.max(Batch.seq)).where(Batch.campaign_id == campaign.id)) or 0
+    )
+    batches = [
+        Batch(
+            campaign_id=campaign.id,
+            seq=first_seq + 1 + number,
+            state=BatchState.QUEUED.value,
+            size=min(batch_size, calls - start),
+            not_before=not_before,
+            created_at=now,
+            resubmission=resubmission,
+        )
+        for number, start in enumerate(range(0, calls, batch_size))
+    ]
+    session.add_all(batches)
+    session.flush()
+    return [batch.id for batch in batches]
+
+
+def build_launch_body(
+    campaign: Campaign,
+    calls: Iterable[Call],
+    *,
+    notify_url: str,
+    notify_content_type: str,
+) -> dict[str, Any]:
+    """Build Infobip's request for some calls of a campaign, with ivrdesk's notifyUrl."""
+    grouped: dict[int, list[dict[str, str]]] = {}
+    for call in calls:
+        grouped.setdefault(call.message_index, []).append(
+            {"to": call.to_number, "messageId": call.message_id}
+        )
+    messages = []
+    for index, destinations in grouped.items():
+        fields = dict(campaign.messages[index])
+        fields.setdefault("notifyContentType", notify_content_type)
+        fields["notifyUrl"] = notify_url
+        for start in range(0, len(destinations), MAX_DESTINATIONS_PER_MESSAGE):
+            chunk = destinations[start : start + MAX_DESTINATIONS_PER_MESSAGE]
+            messages.append({**fields, "destinations": chunk})
+    return {"bulkId": campaign.bulk_id, "messages": messages}
+
+
+RESUBMITTABLE = (SubmitState.FAILED.value, SubmitState.UNKNOWN.value, SubmitState.SUBMITTING.value)
+
+
+def prepare_resubmission(
+    session: Session, campaign: Campaign, *, batch_size: int, now: datetime
+) -> int:
+    """Queue the campaign's failed, unknown and stuck calls again, with the same messageIds.
+
+    Infobip answers status 23 for a messageId it already has, which the submitter
+    reads as "already accepted": nobody is called twice. Returns how many calls
+    were queued again (batches that were never sent stay queued as they are).
+    """
+    call_ids = list(
+        session.scalars(
+            select(Call.id)
+            .where(Call.campaign_id == campaign.id, Call.submit_state.in_(RESUBMITTABLE))
+            .order_by(Call.id)
+        )
+    )
+    if not call_ids:
+        return 0
+    session.execute(
+        update(Batch)
+        .where(Batch.campaign_id == campaign.id, Batch.state == BatchState.SUBMITTING.value)
+        .values(state=BatchState.DONE.value, finished_at=now, error="superseded by resubmission")
+        .execution_options(synchronize_session=False)
+    )
+    batch_ids = add_batches(
+        session, campaign, len(call_ids), batch_size, now, now=now, resubmission=True
+    )
+    for number, batch_id in enumerate(batch_ids):
+        chunk = call_ids[number * batch_size : (number + 1) * batch_size]
+        session.execute(
+            update(Call)
+            .where(Call.id.in_(chunk))
+            .values(batch_id=batch_id, submit_state=SubmitState.QUEUED.value, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return len(call_ids)

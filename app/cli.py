@@ -1,0 +1,288 @@
+"""The `ivrdesk` command group; thin calls into the domain modules."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, with_appcontext
+
+from app.accounts import AccountError, create_token, create_user
+from app.campaigns import (
+    LaunchConflict,
+    create_campaign,
+    fingerprint,
+    get_campaign,
+    prepare_resubmission,
+)
+from app.config import ConfigError
+from app.csv_launch import CsvLaunchError, read_csv_launch
+from app.db import utcnow
+from app.dispatch import run_dispatcher
+from app.launch_request import LaunchValidationError, parse_launch
+from app.lookups import launch_answer, launch_status_code
+from app.migrate import upgrade
+from app.submission import queued_batches, submit_batch
+from app.web.state import AppState, app_state
+
+
+def _state() -> AppState:
+    return app_state()
+
+
+@click.group("db")
+def db_group() -> None:
+    """Manage the database schema."""
+
+
+@db_group.command("upgrade")
+@with_appcontext
+def db_upgrade() -> None:
+    """Migrate the database to the newest schema."""
+    upgrade(_state().engine)
+    click.echo("database is at the newest revision")
+
+
+@click.group("tokens")
+def tokens_group() -> None:
+    """Manage API tokens."""
+
+
+@tokens_group.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "operator"]), required=True)
+@with_appcontext
+def tokens_create(name: str, role: str) -> None:
+    """Create an API token; the token is printed once, as the last line."""
+    with _state().sessions() as session:
+        try:
+            token, secret = create_token(session, name, role, now=utcnow())
+        except AccountError as exc:
+            raise click.ClickException(str(exc)) from exc
+        session.commit()
+        click.echo(
+            f"created {token.role} token {token.name!r} (id {token.id}); it is shown only now:"
+        )
+    click.echo(secret)
+
+
+@click.group("users")
+def users_group() -> None:
+    """Manage admin users."""
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        value: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        return value
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@users_group.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "operator"]), required=True)
+@with_appcontext
+def users_create(name: str, role: str) -> None:
+    """Create an admin user; the password is prompted for, or read from standard input."""
+    password = _read_password()
+    with _state().sessions() as session:
+        try:
+            user = create_user(session, name, role, password, now=utcnow())
+        except AccountError as exc:
+            raise click.ClickException(str(exc)) from exc
+        session.commit()
+        click.echo(f"created {user.role} user {user.name!r}")
+
+
+def _launch(body: Any) -> int:
+    state = _state()
+    if state.settings.launch_missing:
+        missing = ", ".join(state.settings.launch_missing)
+        raise click.ClickException(f"launching is disabled: missing {missing}")
+    try:
+        request = parse_launch(body, now=utcnow())
+    except LaunchValidationError as exc:
+        lines = [f"  {p.path or '(body)'}: {p.message}" for p in exc.problems]
+        raise click.ClickException(
+            "the launch is invalid; nothing was stored\n" + "\n".join(lines)
+        ) from exc
+    submitter = state.submitter("cli")
+    with state.sessions() as session:
+        try:
+            created = create_campaign(
+                session,
+                request,
+                digest=fingerprint(body),
+                batch_size=state.settings.batch_size,
+                asynchronous=False,
+                now=utcnow(),
+            )
+        except LaunchConflict as exc:
+            details = "".join(f"\n  {p.path}: {p.message}" for p in exc.problems)
+            raise click.ClickException(f"{exc.message}{details}") from exc
+        session.commit()
+        campaign = created.campaign
+        if not created.created:
+            click.echo(f"campaign {campaign.bulk_id} exists already with this body; nothing sent")
+        batch_ids = queued_batches(session, campaign.id)
+    return _send_batches(submitter, campaign.bulk_id, batch_ids)
+
+
+def _send_batches(submitter: Any, bulk_id: str, batch_ids: list[int]) -> int:
+    with click.progressbar(batch_ids, label=f"sending {bulk_id}", file=sys.stderr) as bar:
+        for batch_id in bar:
+            submit_batch(submitter, batch_id)
+    with submitter.sessions() as session:
+        answer, states = launch_answer(session, get_campaign(session, bulk_id))
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
+    click.echo(f"campaign {bulk_id} ({answer['campaignId']}): {summary}")
+    return 0 if launch_status_code(states) < 500 else 1
+
+
+@click.command("launch")
+@click.argument(
+    "file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False
+)
+@click.option("--csv", "csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--scenario", help="scenarioId (with --csv)")
+@click.option("--from", "sender", help="caller number (with --csv)")
+@click.option("--callback-data", help="callbackData for every call (with --csv)")
+@click.option("--bulk-id", help="bulkId (with --csv; default: a new one)")
+@click.option("--name", help="campaign name (with --csv)")
+@with_appcontext
+def launch_command(
+    file: Path | None,
+    csv_file: Path | None,
+    scenario: str | None,
+    sender: str | None,
+    callback_data: str | None,
+    bulk_id: str | None,
+    name: str | None,
+) -> None:
+    """Launch a campaign from a JSON request body, or from a CSV of numbers."""
+    if (file is None) == (csv_file is None):
+        raise click.UsageError("give either FILE.json or --csv FILE")
+    if file is not None:
+        try:
+            body = json.loads(file.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise click.ClickException(f"{file}: not valid JSON: {exc}") from exc
+    else:
+        assert csv_file is not None
+        if not scenario:
+            raise click.UsageError("--csv needs --scenario")
+        try:
+            body = read_csv_launch(
+                csv_file,
+                scenario_id=scenario,
+                sender=sender,
+                callback_data=callback_data,
+                bulk_id=bulk_id,
+                name=name,
+            )
+        except CsvLaunchError as exc:
+            raise click.ClickException(str(exc)) from exc
+    sys.exit(_launch(body))
+
+
+@click.group("campaigns")
+def campaigns_group() -> None:
+    """Look at and repair campaigns."""
+
+
+@campaigns_group.command("resubmit")
+@click.argument("bulk_id")
+@with_appcontext
+def campaigns_resubmit(bulk_id: str) -> None:
+    """Send a campaign's queued, failed and unknown calls again, reusing their messageIds."""
+    state = _state()
+    if state.settings.launch_missing:
+        raise click.ClickException(
+            "launching is disabled: missing " + ", ".join(state.settings.launch_missing)
+        )
+    with state.sessions() as session:
+        try:
+            campaign = get_campaign(session, bulk_id)
+        except LookupError as exc:
+            raise click.ClickException(str(exc)) from exc
+        requeued = prepare_resubmission(
+            session, campaign, batch_size=state.settings.batch_size, now=utcnow()
+        )
+        session.commit()
+        batch_ids = queued_batches(session, campaign.id)
+    click.echo(f"{requeued} call(s) queued again; {len(batch_ids)} batch(es) to send")
+    sys.exit(_send_batches(state.submitter("cli"), bulk_id, batch_ids))
+
+
+@click.command("dispatch")
+@click.option("--interval", default=1.0, show_default=True, help="seconds between passes")
+@with_appcontext
+def dispatch_command(interval: float) -> None:
+    """Submit queued batches until SIGTERM or Ctrl-C."""
+    state = _state()
+    if state.settings.launch_missing:
+        raise click.ClickException(
+            "launching is disabled: missing " + ", ".join(state.settings.launch_missing)
+        )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run_dispatcher(state.submitter("dispatch"), stop, interval=interval)
+
+
+@click.command("simulator")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8001, show_default=True, type=int)
+@click.option("--api-key", default="sim-key", show_default=True, envvar="SIMULATOR_API_KEY")
+@click.option("--delay", default=2.0, show_default=True, help="seconds before reports are posted")
+def simulator_command(host: str, port: int, api_key: str, delay: float) -> None:
+    """Run the fake Infobip on HOST:PORT."""
+    from app.simulator import ReportPlan, Simulator, serve
+
+    click.echo(f"fake Infobip on http://{host}:{port} (API key {api_key!r})", err=True)
+    serve(host, port, Simulator(api_key=api_key, plan=ReportPlan(delay=delay)))
+
+
+COMMANDS = (
+    db_group,
+    tokens_group,
+    users_group,
+    launch_command,
+    campaigns_group,
+    dispatch_command,
+    simulator_command,
+)
+
+
+def init_app(app: Flask) -> None:
+    """Make the commands available as `flask --app wsgi ...` too."""
+    for command in COMMANDS:
+        app.cli.add_command(command)
+
+
+def _create_app() -> Flask:
+    from app import create_app
+
+    return create_app()
+
+
+cli = FlaskGroup(
+    name="ivrdesk", create_app=_create_app, add_default_commands=False, load_dotenv=False
+)
+for _command in COMMANDS:
+    cli.add_command(_command)
+
+
+def main() -> None:
+    """Run the `ivrdesk` command; a configuration error is one line and exit status 2."""
+    try:
+        cli.main(prog_name="ivrdesk")
+    except ConfigError as exc:
+        click.echo(f"ivrdesk: configuration error: {exc}", err=True)
+        sys.exit(2)

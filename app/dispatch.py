@@ -1,0 +1,65 @@
+"""The dispatcher: claim queued batches and submit them, until told to stop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db import utcnow
+from app.models import Batch, BatchState
+from app.submission import BatchResult, Submitter, claim_batch, submit_batch
+
+log = logging.getLogger(__name__)
+
+
+def claim_next_batch(session: Session, *, claimant: str, now: datetime) -> int | None:
+    """Claim the oldest batch that is due; None when there is none (or another won it)."""
+    query = (
+        select(Batch.id)
+        .where(Batch.state == BatchState.QUEUED.value, Batch.not_before <= now)
+        .order_by(Batch.not_before, Batch.id)
+        .limit(1)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Several dispatchers on several hosts: each skips the rows another holds.
+        query = query.with_for_update(skip_locked=True)
+    batch_id = session.scalar(query)
+    if batch_id is None:
+        return None
+    return batch_id if claim_batch(session, batch_id, claimant=claimant, now=now) else None
+
+
+def dispatch_once(
+    submitter: Submitter, on_batch: Callable[[BatchResult], None] | None = None
+) -> int:
+    """Submit every batch that is due now; return how many were sent."""
+    sent = 0
+    while True:
+        with submitter.sessions() as session:
+            batch_id = claim_next_batch(session, claimant=submitter.claimant, now=utcnow())
+            if batch_id is None:
+                session.rollback()
+                return sent
+            session.commit()
+        result = submit_batch(submitter, batch_id, claimed=True)
+        if result is not None:
+            sent += 1
+            if on_batch is not None:
+                on_batch(result)
+
+
+def run_dispatcher(submitter: Submitter, stop: threading.Event, *, interval: float = 1.0) -> None:
+    """Loop until stop is set: submit due batches, then wait a little."""
+    log.info("dispatcher %s started", submitter.claimant)
+    while not stop.is_set():
+        try:
+            dispatch_once(submitter)
+        except Exception:  # a database or network hiccup must not end the worker
+            log.exception("dispatcher pass failed; retrying in %.1fs", interval)
+        stop.wait(interval)
+    log.info("dispatcher %s stopped", submitter.claimant)

@@ -1,0 +1,182 @@
+"""InfobipClient: launch IVR campaigns and pull reports over HTTP; no Flask.
+
+Error shapes and status codes are those of INFOBIP.md §3.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+LAUNCH_PATH = "/voice/ivr/1/messages"
+REPORTS_PATH = "/voice/1/reports"
+
+
+class FailureKind(enum.StrEnum):
+    """Why a request to Infobip did not succeed."""
+
+    REFUSED = "refused"  # 400/401/403/404: Infobip read the request and said no
+    UNAVAILABLE = "unavailable"  # 429/5xx or no connection: the request did not get through
+    TIMEOUT = "timeout"  # read timeout, dropped connection, unreadable 2xx: it may have
+
+
+@dataclass
+class ProviderError(Exception):
+    """Infobip refused, was unavailable, or did not answer in time."""
+
+    kind: FailureKind
+    message: str
+    status_code: int | None = None
+    retry_after: float | None = None
+    details: dict[str, list[str]] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        """Say what went wrong, with the HTTP status when there was one."""
+        prefix = f"Infobip {self.kind.value}"
+        if self.status_code is not None:
+            prefix += f" (HTTP {self.status_code})"
+        return f"{prefix}: {self.message}"
+
+    @property
+    def may_have_arrived(self) -> bool:
+        """Say whether Infobip may have acted on the request."""
+        return self.kind is FailureKind.TIMEOUT
+
+
+def describe_error(body: Any) -> tuple[str, dict[str, list[str]]]:
+    """Read either of Infobip's two error shapes into a sentence and field details."""
+    if isinstance(body, dict):
+        request_error = body.get("requestError")
+        if isinstance(request_error, dict):
+            exception = request_error.get("serviceException") or request_error.get(
+                "policyException"
+            )
+            if isinstance(exception, dict):
+                text = str(exception.get("text") or exception.get("messageId") or "error")
+                details = exception.get("validationErrors") or {}
+                return text, _string_lists(details)
+        if "errorCode" in body or "description" in body:
+            text = str(body.get("description") or body.get("errorCode"))
+            violations: dict[str, list[str]] = {}
+            for violation in body.get("violations") or []:
+                if isinstance(violation, dict):
+                    prop = str(violation.get("property", ""))
+                    violations.setdefault(prop, []).append(str(violation.get("violation", "")))
+            return text, violations
+    return "unreadable error body", {}
+
+
+def _string_lists(raw: Any) -> dict[str, list[str]]:
+    if not isinstance(raw, dict):
+        return {}
+    return {
+        str(key): [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        for key, value in raw.items()
+    }
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    raw = response.headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None  # an HTTP-date: treated as absent, the backoff applies
+
+
+class InfobipClient:
+    """A client for the two Infobip endpoints ivrdesk uses."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 15.0,
+        connect_timeout: float = 5.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """Prepare a client; nothing is sent until launch() or pull_reports()."""
+        if api_key:
+            authorization = f"App {api_key}"
+        elif username and password:
+            pair = base64.b64encode(f"{username}:{password}".encode()).decode()
+            authorization = f"Basic {pair}"
+        else:
+            raise ValueError("an API key or a username and password is needed")
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers={"Authorization": authorization, "Accept": "application/json"},
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> InfobipClient:
+        """Use the client as a context manager."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the client."""
+        self.close()
+
+    def launch(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Send one launch request; return Infobip's 200 answer or raise ProviderError."""
+        content = json.dumps(body, separators=(",", ":")).encode()
+        return self._request("POST", LAUNCH_PATH, content=content)
+
+    def pull_reports(
+        self, *, bulk_id: str | None = None, message_id: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Fetch reports Infobip could not deliver; each is returned only once."""
+        params: dict[str, str | int] = {"limit": limit}
+        if bulk_id:
+            params["bulkId"] = bulk_id
+        if message_id:
+            params["messageId"] = message_id
+        answer = self._request("GET", REPORTS_PATH, params=params)
+        results = answer.get("results")
+        return [r for r in results if isinstance(r, dict)] if isinstance(results, list) else []
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        headers = {"Content-Type": "application/json"} if "content" in kwargs else {}
+        try:
+            response = self._http.request(method, path, headers=headers, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise ProviderError(FailureKind.UNAVAILABLE, f"cannot connect: {exc}") from exc
+        except httpx.TimeoutException as exc:
+            raise ProviderError(FailureKind.TIMEOUT, "no answer in time") from exc
+        except httpx.TransportError as exc:
+            raise ProviderError(FailureKind.TIMEOUT, f"connection dropped: {exc}") from exc
+        return _judge(response)
+
+
+def _judge(response: httpx.Response) -> dict[str, Any]:
+    status = response.status_code
+    if 200 <= status < 300:
+        try:
+            answer = response.json()
+        except ValueError as exc:
+            raise ProviderError(FailureKind.TIMEOUT, "unreadable 2xx answer", status) from exc
+        if not isinstance(answer, dict):
+            raise ProviderError(FailureKind.TIMEOUT, "unreadable 2xx answer", status)
+        return answer
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    text, details = describe_error(body)
+    kind = FailureKind.UNAVAILABLE if status == 429 or status >= 500 else FailureKind.REFUSED
+    raise ProviderError(kind, text, status, _retry_after(response), details)

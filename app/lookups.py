@@ -1,0 +1,242 @@
+"""Read functions behind the API, the admin pages and the CLI; shapes of DESIGN.md "Looking up"."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.campaigns import NotFound, get_campaign
+from app.models import Call, CallEvent, Campaign
+from app.status import GROUP_NAMES
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Format an aware datetime as ISO 8601 in UTC with milliseconds."""
+    if moment is None:
+        return None
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _number(value: Decimal | None) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _status(row: Call | CallEvent) -> dict[str, Any] | None:
+    if row.status_group_id is None and row.status_id is None and row.status_name is None:
+        return None
+    return {
+        "groupId": row.status_group_id,
+        "groupName": row.status_group_name,
+        "id": row.status_id,
+        "name": row.status_name,
+        "description": row.status_description,
+    }
+
+
+def _error(row: Call | CallEvent) -> dict[str, Any] | None:
+    if row.error_group_id is None and row.error_id is None and row.error_name is None:
+        return None
+    return {
+        "groupId": row.error_group_id,
+        "groupName": row.error_group_name,
+        "id": row.error_id,
+        "name": row.error_name,
+        "description": row.error_description,
+        "permanent": row.error_permanent,
+    }
+
+
+def call_cost(call: Call) -> float | None:
+    """Price per second times the charged duration (or the duration when not charged)."""
+    seconds = call.charged_duration if call.charged_duration is not None else call.duration
+    if call.price_per_second is None or seconds is None:
+        return None
+    return float(call.price_per_second * seconds)
+
+
+def get_call(session: Session, message_id: str) -> Call:
+    """Return the call with this messageId, or raise NotFound."""
+    call = session.scalar(select(Call).where(Call.message_id == message_id))
+    if call is None:
+        raise NotFound(f"no call has messageId {message_id!r}")
+    return call
+
+
+def call_resource(
+    call: Call, campaign: Campaign, history: Sequence[CallEvent] | None
+) -> dict[str, Any]:
+    """Serialize a call; history is included when given."""
+    price = None
+    if call.price_per_second is not None or call.currency is not None:
+        price = {"pricePerSecond": _number(call.price_per_second), "currency": call.currency}
+    resource: dict[str, Any] = {
+        "messageId": call.message_id,
+        "bulkId": campaign.bulk_id,
+        "campaignId": campaign.campaign_id,
+        "to": call.to_number,
+        "callbackData": call.callback_data,
+        "submitState": call.submit_state,
+        "status": _status(call),
+        "error": _error(call),
+        "outcome": call.outcome,
+        "duration": call.duration,
+        "chargedDuration": call.charged_duration,
+        "price": price,
+        "cost": call_cost(call),
+        "answeredBy": call.answered_by,
+        "dtmf": call.dtmf,
+        "collected": call.collected,
+        "updatedAt": iso(call.updated_at),
+    }
+    if history is not None:
+        resource["history"] = [event_resource(event) for event in history]
+    return resource
+
+
+def event_resource(event: CallEvent) -> dict[str, Any]:
+    """Serialize one history event."""
+    return {
+        "receivedAt": iso(event.received_at),
+        "occurredAt": iso(event.occurred_at),
+        "source": event.source,
+        "submitState": event.submit_state,
+        "status": _status(event),
+        "error": _error(event),
+        "outcome": event.outcome,
+        "applied": event.applied,
+        "reason": event.reason,
+    }
+
+
+def find_call_detail(session: Session, message_id: str) -> dict[str, Any]:
+    """Return a call with its whole history, oldest first; raise NotFound."""
+    call = get_call(session, message_id)
+    history = session.scalars(
+        select(CallEvent)
+        .where(CallEvent.call_id == call.id)
+        .order_by(CallEvent.received_at, CallEvent.id)
+    ).all()
+    return call_resource(call, call.campaign, history)
+
+
+def _counts(session: Session, campaign_id: int, column: Any) -> dict[str, int]:
+    rows = session.execute(
+        select(column, func.count()).where(Call.campaign_id == campaign_id).group_by(column)
+    )
+    return {str(key): count for key, count in rows if key is not None}
+
+
+def campaign_resource(session: Session, campaign: Campaign) -> dict[str, Any]:
+    """Serialize a campaign with its counts, durations and cost per currency."""
+    groups = _counts(session, campaign.id, Call.status_group_id)
+    seconds = func.coalesce(Call.charged_duration, Call.duration)
+    totals = session.execute(
+        select(func.sum(Call.duration), func.sum(Call.charged_duration)).where(
+            Call.campaign_id == campaign.id
+        )
+    ).one()
+    costs = session.execute(
+        select(Call.currency, func.sum(Call.price_per_second * seconds))
+        .where(Call.campaign_id == campaign.id, Call.currency.is_not(None))
+        .group_by(Call.currency)
+    )
+    return {
+        "campaignId": campaign.campaign_id,
+        "bulkId": campaign.bulk_id,
+        "name": campaign.name,
+        "createdAt": iso(campaign.created_at),
+        "scenarioId": campaign.scenario_id,
+        "totalCalls": campaign.total_calls,
+        "submitStates": _counts(session, campaign.id, Call.submit_state),
+        "statusGroups": {GROUP_NAMES.get(int(k), f"GROUP_{k}"): n for k, n in groups.items()},
+        "outcomes": _counts(session, campaign.id, Call.outcome),
+        "totalDuration": int(totals[0] or 0),
+        "totalChargedDuration": int(totals[1] or 0),
+        "cost": {currency: round(float(total or 0), 6) for currency, total in costs},
+    }
+
+
+def find_campaign_detail(session: Session, bulk_id: str) -> dict[str, Any]:
+    """Return the campaign resource for a bulkId; raise NotFound."""
+    return campaign_resource(session, get_campaign(session, bulk_id))
+
+
+def launch_status_code(states: dict[str, int]) -> int:
+    """Pick the HTTP status of a launch answer from its calls' submit states."""
+    if states.get("accepted"):
+        return 201
+    if states.get("queued") or states.get("submitting"):
+        return 202
+    if states.get("unknown"):
+        return 504
+    if states.get("failed"):
+        return 503
+    return 502
+
+
+def _message_entry(row: Any) -> dict[str, Any]:
+    status = None
+    if row.status_group_id is not None:
+        status = {
+            "groupId": row.status_group_id,
+            "groupName": row.status_group_name,
+            "id": row.status_id,
+            "name": row.status_name,
+            "description": row.status_description,
+        }
+    return {
+        "to": row.to_number,
+        "messageId": row.message_id,
+        "status": status,
+        "submitState": row.submit_state,
+    }
+
+
+def launch_answer(session: Session, campaign: Campaign) -> tuple[dict[str, Any], dict[str, int]]:
+    """Build Infobip's answer shape, extended by ivrdesk; also return the submit-state counts."""
+    rows = session.execute(
+        select(
+            Call.to_number,
+            Call.message_id,
+            Call.submit_state,
+            Call.status_group_id,
+            Call.status_group_name,
+            Call.status_id,
+            Call.status_name,
+            Call.status_description,
+        )
+        .where(Call.campaign_id == campaign.id)
+        .order_by(Call.id)
+    )
+    messages = [_message_entry(row) for row in rows]
+    states: dict[str, int] = {}
+    for entry in messages:
+        states[entry["submitState"]] = states.get(entry["submitState"], 0) + 1
+    answer = {
+        "bulkId": campaign.bulk_id,
+        "campaignId": campaign.campaign_id,
+        "name": campaign.name,
+        "messages": messages,
+        "clamped": campaign.clamped,
+        "links": {
+            "campaign": f"/api/v1/campaigns/{campaign.bulk_id}",
+            "calls": f"/api/v1/campaigns/{campaign.bulk_id}/calls",
+        },
+    }
+    return answer, states
+
+
+def last_batch_errors(session: Session, campaign: Campaign) -> list[str]:
+    """Return the distinct reasons recorded on the campaign's failed calls."""
+    rows = session.scalars(
+        select(Call.submit_error)
+        .where(Call.campaign_id == campaign.id, Call.submit_error.is_not(None))
+        .distinct()
+        .limit(5)
+    )
+    return [r for r in rows if r]

@@ -1,0 +1,56 @@
+"""API authentication: `Authorization: Bearer <token>` or `App <token>`, with roles."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from flask import g, request
+
+from app.accounts import find_token
+from app.db import utcnow
+from app.models import ApiToken, Role
+from app.web.errors import ApiError
+from app.web.state import db_session
+
+F = TypeVar("F", bound=Callable[..., Any])
+_RANK = {Role.VIEWER.value: 1, Role.OPERATOR.value: 2}
+
+
+def _presented_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() in ("bearer", "app") and secret.strip():
+        return secret.strip()
+    return None
+
+
+def current_token(role: Role) -> ApiToken:
+    """Return the request's token if it has at least this role; raise 401/403 otherwise."""
+    secret = _presented_token()
+    challenge = {"WWW-Authenticate": 'Bearer realm="ivrdesk"'}
+    if secret is None:
+        raise ApiError(401, "unauthorized", "an API token is required", headers=challenge)
+    session = db_session()
+    token = find_token(session, secret)
+    if token is None:
+        raise ApiError(401, "unauthorized", "the API token is not valid", headers=challenge)
+    if _RANK[token.role] < _RANK[role.value]:
+        raise ApiError(403, "forbidden", f"this needs an {role.value} token")
+    token.last_used_at = utcnow()
+    return token
+
+
+def require_token(role: Role) -> Callable[[F], F]:
+    """Guard a view with an API token of at least the given role."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            g.api_token = current_token(role)
+            return view(*args, **kwargs)
+
+        return cast(F, wrapped)
+
+    return decorate

@@ -1,0 +1,78 @@
+"""What the web layer shares per app: settings, sessions, the Infobip submitter."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import cast
+
+from flask import current_app, g
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.infobip import InfobipClient
+from app.submission import Submitter
+
+
+@dataclass
+class AppState:
+    """The resources create_app builds once."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    _client: InfobipClient | None = field(default=None, repr=False)
+
+    def client(self) -> InfobipClient:
+        """Return the shared Infobip client (thread-safe), creating it on first use."""
+        if self._client is None:
+            s = self.settings
+            assert s.infobip_base_url is not None
+            self._client = InfobipClient(
+                base_url=s.infobip_base_url,
+                api_key=s.infobip_api_key,
+                username=s.infobip_username,
+                password=s.infobip_password,
+                timeout=s.infobip_timeout,
+                connect_timeout=s.connect_timeout,
+            )
+        return self._client
+
+    def submitter(self, role: str = "web") -> Submitter:
+        """Return a Submitter that sends with ivrdesk's own notify URL."""
+        notify_url = self.settings.notify_url
+        assert notify_url is not None
+        return Submitter(
+            sessions=self.sessions,
+            client=self.client(),
+            notify_url=notify_url,
+            notify_content_type=self.settings.notify_content_type,
+            claimant=f"{role}:{socket.gethostname()}:{os.getpid()}",
+        )
+
+    def close(self) -> None:
+        """Release the client and the connection pool."""
+        if self._client is not None:
+            self._client.close()
+        self.engine.dispose()
+
+
+def app_state() -> AppState:
+    """Return the current app's state."""
+    return cast(AppState, current_app.extensions["ivrdesk"])
+
+
+def db_session() -> Session:
+    """Return this request's session, opened on first use and closed at teardown."""
+    if "db_session" not in g:
+        g.db_session = app_state().sessions()
+    return cast(Session, g.db_session)
+
+
+def close_db_session(_exc: BaseException | None = None) -> None:
+    """Close (and so roll back anything uncommitted in) this request's session."""
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()

@@ -1,0 +1,41 @@
+"""The schema is built by migrations only, and the models agree with it."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect
+
+from app.db import Base
+from app.migrate import current_revision, downgrade, head_revision, upgrade
+
+
+def test_migrations_match_models(engine: Engine) -> None:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, Base.metadata)
+    assert differences == []
+
+
+def test_migrations_are_at_head(engine: Engine) -> None:
+    assert current_revision(engine) == head_revision()
+
+
+def test_migrations_constraints_are_named(engine: Engine) -> None:
+    inspector = inspect(engine)
+    assert inspector.get_pk_constraint("calls")["name"] == "pk_calls"
+    uniques = {u["name"] for u in inspector.get_unique_constraints("calls")}
+    assert "uq_calls_message_id" in uniques
+    indexes = {i["name"] for i in inspector.get_indexes("calls")}
+    assert {
+        "ix_calls_to_number",
+        "ix_calls_callback_data",
+        "ix_calls_campaign_id_outcome",
+    } <= indexes
+
+
+def test_migrations_downgrade_and_upgrade_again(engine: Engine) -> None:
+    downgrade(engine, "base")
+    assert "calls" not in inspect(engine).get_table_names()
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
