@@ -1,0 +1,184 @@
+"""The dispatcher and resubmission: each batch sent once, nobody called twice."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import func, select, update
+
+from app.campaigns import create_campaign, fingerprint, prepare_resubmission
+from app.db import utcnow
+from app.dispatch import dispatch_once
+from app.launch_request import parse_launch
+from app.models import Batch, Call
+from app.simulator import Faults, Simulator
+from app.submission import submit_campaign
+from tests.conftest import db, state
+from tests.test_launch import flat_body
+
+
+def store(app: Flask, body: dict[str, Any], *, asynchronous: bool) -> int:
+    """Store a campaign as the launch endpoint does, without sending it."""
+    settings = state(app).settings
+    with db(app) as session:
+        created = create_campaign(
+            session,
+            parse_launch(body, now=utcnow()),
+            digest=fingerprint(body),
+            batch_size=settings.batch_size,
+            asynchronous=asynchronous,
+            now=utcnow(),
+        )
+        session.commit()
+        return created.campaign.id
+
+
+def submit_states(app: Flask) -> dict[str, int]:
+    with db(app) as session:
+        rows = session.execute(select(Call.submit_state, func.count()).group_by(Call.submit_state))
+        return {s: n for s, n in rows}
+
+
+def numbers(count: int) -> list[str]:
+    return [f"4179302{n:04d}" for n in range(count)]
+
+
+def test_dispatch_leaves_a_fresh_synchronous_launch_to_its_worker(
+    app: Flask, simulator: Simulator
+) -> None:
+    store(app, flat_body(*numbers(2)), asynchronous=False)
+    assert dispatch_once(state(app).submitter("dispatch")) == 0
+    assert simulator.launch_count == 0
+    with db(app) as session:  # the worker died: after the grace period the dispatcher sends it
+        session.execute(update(Batch).values(not_before=utcnow() - timedelta(seconds=1)))
+        session.commit()
+    assert dispatch_once(state(app).submitter("dispatch")) == 1
+    assert submit_states(app) == {"accepted": 2}
+
+
+def test_dispatch_two_dispatchers_send_each_batch_once(
+    app: Flask, settings: Any, make_app: Any, simulator: Simulator
+) -> None:
+    other_host = make_app(settings)
+    store(app, flat_body(*numbers(40)), asynchronous=True)  # 14 batches of at most 3
+    sent: list[int] = []
+    start = threading.Barrier(2)
+
+    def run(which: Flask, name: str) -> None:
+        submitter = state(which).submitter(name)
+        start.wait()
+        sent.append(dispatch_once(submitter))
+
+    threads = [
+        threading.Thread(target=run, args=(app, "dispatch-a")),
+        threading.Thread(target=run, args=(other_host, "dispatch-b")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sum(sent) == 14
+    assert simulator.launch_count == 14
+    assert len(simulator.message_counts) == 40
+    assert set(simulator.message_counts.values()) == {1}
+    assert submit_states(app) == {"accepted": 40}
+    with db(app) as session:
+        assert set(session.scalars(select(Batch.state))) == {"done"}
+
+
+def test_resubmit_after_a_timeout_reuses_message_ids(
+    settings: Any, make_app: Any, simulator: Simulator
+) -> None:
+    app = make_app(settings, infobip_timeout=0.5)
+    campaign_id = store(app, flat_body(*numbers(2)), asynchronous=False)
+    simulator.faults = Faults(mode="hang", hang_seconds=1.0)
+    submit_campaign(state(app).submitter(), campaign_id)
+    assert submit_states(app) == {"unknown": 2}
+    deadline = time.monotonic() + 10
+    while len(simulator.message_counts) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the fake Infobip accepts the calls once its hang is over
+    simulator.faults = Faults()
+    # Infobip did get the first request (it only answered late): the resubmission is
+    # answered with status 23 for both calls, read as "already accepted".
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["campaigns", "resubmit", "flat-1"])
+    assert result.exit_code == 0, result.output
+    assert "2 call(s) queued again" in result.output
+    assert submit_states(app) == {"accepted": 2}
+    assert simulator.launch_count == 2
+    assert set(simulator.message_counts.values()) == {1}
+    with db(app) as session:
+        calls = session.scalars(select(Call)).all()
+        assert {c.status_id for c in calls} == {23}
+        assert {c.outcome for c in calls} == {"pending"}
+
+
+def test_resubmit_sends_calls_left_queued_by_a_crash(app: Flask, simulator: Simulator) -> None:
+    campaign_id = store(app, flat_body(*numbers(4)), asynchronous=False)
+    with db(app) as session:  # a worker claimed one batch, then died before sending
+        first = session.scalar(select(Batch.id).where(Batch.seq == 1))
+        session.execute(update(Batch).where(Batch.id == first).values(state="submitting"))
+        session.execute(
+            update(Call).where(Call.batch_id == first).values(submit_state="submitting")
+        )
+        session.commit()
+    with db(app) as session:
+        campaign = session.get_one(Call, 1).campaign
+        assert campaign.id == campaign_id
+        requeued = prepare_resubmission(session, campaign, batch_size=3, now=utcnow())
+        session.commit()
+    assert requeued == 3
+    submit_campaign(state(app).submitter(), campaign_id)
+    assert submit_states(app) == {"accepted": 4}
+    assert set(simulator.message_counts.values()) == {1}
+    again = app.test_cli_runner().invoke(args=["campaigns", "resubmit", "flat-1"])
+    assert again.exit_code == 0
+    assert "0 call(s) queued again; 0 batch(es) to send" in again.output
+    assert simulator.launch_count == 2
+
+
+def test_resubmit_unknown_campaign_is_one_clear_line(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(args=["campaigns", "resubmit", "nope"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: no campaign has bulkId 'nope'"
+
+
+def test_dispatch_command_sends_queued_batches_and_stops_on_sigterm(
+    app: Flask, settings: Any, simulator: Simulator
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    store(app, flat_body(*numbers(5)), asynchronous=True)
+    env = {
+        "PATH": "",
+        "IVR_ENV": "development",
+        "IVR_DATABASE_URL": settings.database_url,
+        "IVR_INSTANCE_PATH": str(settings.instance_path),
+        "IVR_INFOBIP_BASE_URL": settings.infobip_base_url,
+        "IVR_INFOBIP_API_KEY": settings.infobip_api_key,
+        "IVR_PUBLIC_URL": settings.public_url,
+        "IVR_NOTIFY_TOKENS": ",".join(settings.notify_tokens),
+        "IVR_LOG_FORMAT": "text",
+    }
+    command = [str(Path(sys.executable).parent / "ivrdesk"), "dispatch", "--interval", "0.1"]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while submit_states(app) != {"accepted": 5} and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert submit_states(app) == {"accepted": 5}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+    assert process.returncode == 0, output
+    assert "stopped" in output
+    assert simulator.launch_count == 2
