@@ -28,6 +28,7 @@ from app.dispatch import run_dispatcher
 from app.launch_request import LaunchValidationError, parse_launch
 from app.lookups import launch_answer, launch_status_code
 from app.migrate import upgrade
+from app.parked import rematch_campaign
 from app.submission import queued_batches, submit_batch
 from app.web.state import AppState, app_state
 
@@ -128,6 +129,9 @@ def _launch(body: Any) -> int:
             raise click.ClickException(f"{exc.message}{details}") from exc
         session.commit()
         campaign = created.campaign
+        if created.created:
+            rematch_campaign(session, campaign, now=utcnow())
+            session.commit()
         if not created.created:
             click.echo(f"campaign {campaign.bulk_id} exists already with this body; nothing sent")
         batch_ids = queued_batches(session, campaign.id)
@@ -224,16 +228,20 @@ def campaigns_resubmit(bulk_id: str) -> None:
 @click.option("--interval", default=1.0, show_default=True, help="seconds between passes")
 @with_appcontext
 def dispatch_command(interval: float) -> None:
-    """Submit queued batches until SIGTERM or Ctrl-C."""
+    """Submit queued batches and apply parked reports until SIGTERM or Ctrl-C."""
     state = _state()
+    submitter = None
     if state.settings.launch_missing:
-        raise click.ClickException(
-            "launching is disabled: missing " + ", ".join(state.settings.launch_missing)
+        missing = ", ".join(state.settings.launch_missing)
+        click.echo(
+            f"launching is disabled (missing {missing}): only sweeping parked reports", err=True
         )
+    else:
+        submitter = state.submitter("dispatch")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    run_dispatcher(state.submitter("dispatch"), stop, interval=interval)
+    run_dispatcher(state.sessions, submitter, stop, interval=interval)
 
 
 @click.command("simulator")

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import utcnow
 from app.models import Batch, BatchState
+from app.parked import apply_parked
 from app.submission import BatchResult, Submitter, claim_batch, submit_batch
 
 log = logging.getLogger(__name__)
@@ -53,13 +54,32 @@ def dispatch_once(
                 on_batch(result)
 
 
-def run_dispatcher(submitter: Submitter, stop: threading.Event, *, interval: float = 1.0) -> None:
-    """Loop until stop is set: submit due batches, then wait a little."""
-    log.info("dispatcher %s started", submitter.claimant)
+def sweep_parked(sessions: sessionmaker[Session]) -> int:
+    """Apply parked reports whose call exists now; return how many found their call."""
+    with sessions() as session:
+        matched = apply_parked(session, now=utcnow())
+        session.commit()
+    if matched:
+        log.info("applied %d parked report(s)", matched)
+    return matched
+
+
+def run_dispatcher(
+    sessions: sessionmaker[Session],
+    submitter: Submitter | None,
+    stop: threading.Event,
+    *,
+    interval: float = 1.0,
+) -> None:
+    """Loop until stop is set: submit due batches (when Infobip is configured), sweep parked."""
+    name = submitter.claimant if submitter else "sweep-only"
+    log.info("dispatcher %s started", name)
     while not stop.is_set():
         try:
-            dispatch_once(submitter)
+            if submitter is not None:
+                dispatch_once(submitter)
+            sweep_parked(sessions)
         except Exception:  # a database or network hiccup must not end the worker
             log.exception("dispatcher pass failed; retrying in %.1fs", interval)
         stop.wait(interval)
-    log.info("dispatcher %s stopped", submitter.claimant)
+    log.info("dispatcher %s stopped", name)

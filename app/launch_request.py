@@ -1,40 +1,33 @@
 """Validate a launch body (DESIGN.md "Launching a campaign", step 1; INFOBIP.md §1); pure."""
 
-import functools
-import math
-import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal, Self, TypeVar
+from datetime import datetime
+from typing import Any, TypeVar
 
-import phonenumbers
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    HttpUrl,
-    UrlConstraints,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-from pydantic.alias_generators import to_camel
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from app.launch_fields import FlatLaunch, LaunchEnvelope, MessageFields, id_problem
+from app.numbers import normalise_number
+
+__all__ = [
+    "MAX_DESTINATIONS",
+    "MAX_RETRY_COUNT",
+    "MAX_VALIDITY_PERIOD",
+    "Clamp",
+    "Destination",
+    "LaunchRequest",
+    "LaunchValidationError",
+    "MessageSpec",
+    "Problem",
+    "normalise_number",
+    "parse_launch",
+]
 
 MAX_DESTINATIONS = 20_000  # per message object, INFOBIP.md §1
 MAX_VALIDITY_PERIOD = 2880  # minutes; Infobip silently uses 48 h above it, INFOBIP.md §1
 MAX_RETRY_COUNT = 4  # Infobip silently uses 4 above it, INFOBIP.md §1
-SEND_AT_PAST = timedelta(hours=1)  # DESIGN.md, Launching a campaign, step 1
-SEND_AT_AHEAD = timedelta(days=180)
 
-_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
-_SEPARATORS = re.compile(r"[\s().-]")
-_SEND_AT = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})"
-)
 _DESTINATION_KEYS = frozenset({"to", "messageId"})
 _FLAT_OWN_KEYS = ("to", "messageId")
 
@@ -105,300 +98,6 @@ class LaunchRequest:
     def destination_count(self) -> int:
         """Return the number of destinations over all messages."""
         return sum(len(message.destinations) for message in self.messages)
-
-
-# Phone numbers
-
-
-def normalise_number(raw: object) -> str:
-    """Return the digits of an international number, or raise ValueError saying what is wrong."""
-    digits = _strip_number(_number_text(raw))
-    problem = _digits_problem(digits)
-    if problem is not None:
-        raise ValueError(problem)
-    return digits
-
-
-def _number_text(raw: object) -> str:
-    """Return a number's text; a JSON integer counts as its digits."""
-    if isinstance(raw, str):
-        return raw
-    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
-        return str(raw)
-    raise ValueError("must be a string or a positive integer")
-
-
-def _strip_number(text: str) -> str:
-    """Remove separators and one leading + or 00."""
-    if not text.isdigit():
-        text = _SEPARATORS.sub("", text)
-    if text.startswith("+"):
-        return text[1:]
-    return text[2:] if text.startswith("00") else text
-
-
-def _digits_problem(digits: str) -> str | None:
-    """Say what keeps digits from being a possible international number, or None."""
-    if not digits:
-        return "must not be empty"
-    if not (digits.isascii() and digits.isdigit()):
-        return "may contain only digits, spaces, dashes, dots, parentheses and a leading + or 00"
-    if digits.startswith("0"):
-        return "starts with 0: add the country code (e.g. 385911234567)"
-    if len(digits) < 7:
-        return "is too short: an international number has 7 to 15 digits"
-    if len(digits) > 15:
-        return "is too long: an international number has 7 to 15 digits"
-    if not _is_possible(digits):
-        return "is not a possible international number (check the country code and the length)"
-    return None
-
-
-_POSSIBLE_BY_SHAPE: dict[tuple[str, int], bool] = {}
-
-
-def _is_possible(digits: str) -> bool:
-    """Say whether +digits passes phonenumbers' possibility check, reusing earlier answers."""
-    country = _country(digits[:3])
-    if country is None:
-        return _is_possible_uncached(digits)
-    code, national_prefix = country
-    national = digits[len(code) :]
-    if national_prefix is not None and national_prefix.match(national):
-        return _is_possible_uncached(digits)
-    # With no national prefix to strip, parse() keeps the national number as it is, and the
-    # check only compares its length with the country's possible lengths: one answer per shape.
-    shape = (code, len(national))
-    known = _POSSIBLE_BY_SHAPE.get(shape)
-    if known is None:
-        known = _POSSIBLE_BY_SHAPE[shape] = _is_possible_uncached(digits)
-    return known
-
-
-def _is_possible_uncached(digits: str) -> bool:
-    """Run phonenumbers' parse and possibility check on +digits."""
-    try:
-        return phonenumbers.is_possible_number(phonenumbers.parse("+" + digits))
-    except phonenumbers.NumberParseException:
-        return False
-
-
-@functools.cache
-def _country(head: str) -> tuple[str, re.Pattern[str] | None] | None:
-    """Return the country code parse() finds at the start of head, with its national prefix."""
-    for size in (1, 2, 3):
-        code = int(head[:size])
-        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-            return head[:size], _national_prefix(code)
-    return None
-
-
-def _national_prefix(code: int) -> re.Pattern[str] | None:
-    """Return the national prefix pattern parse() tries to strip for a country code."""
-    region = phonenumbers.region_code_for_country_code(code)
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, region)
-    if metadata is None:
-        return re.compile("")  # matches everything, so every number takes the uncached path
-    pattern = metadata.national_prefix_for_parsing
-    return re.compile(pattern) if pattern else None
-
-
-# Field types
-
-
-def _id_problem(value: str) -> str | None:
-    """Say what is wrong with a bulkId or messageId, or None."""
-    if _ID.fullmatch(value):
-        return None
-    if not value:
-        return "must not be empty"
-    if len(value) > 200:
-        return "must be at most 200 characters"
-    return "may contain only letters, digits and . _ : -"
-
-
-def _checked_id(value: str) -> str:
-    """Return a valid id unchanged."""
-    problem = _id_problem(value)
-    if problem is not None:
-        raise PydanticCustomError("id_format", problem)
-    return value
-
-
-def _integer_as_digits(value: object) -> object:
-    """Turn a non-negative JSON integer into its digits; leave anything else for the type check."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return str(value)
-    return value
-
-
-def _parameter_text(value: object) -> object:
-    """Turn a number or boolean into the string JSON would spell; refuse nested values."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise PydanticCustomError("parameter_value", "must be a finite number")
-        return repr(value)
-    if isinstance(value, str):
-        return value
-    raise PydanticCustomError(
-        "parameter_value", "must be a string, number or boolean (nested values are refused)"
-    )
-
-
-def _report_version(value: int) -> int:
-    """Return a notifyContentVersion of 1 or 2 unchanged."""
-    if value not in (1, 2):
-        raise PydanticCustomError("report_version", "must be 1 or 2")
-    return value
-
-
-def _distinct_days(days: list[str]) -> list[str]:
-    """Return days unchanged when none repeats."""
-    for index, day in enumerate(days):
-        if day in days[:index]:
-            raise PydanticCustomError("repeated_day", "repeats {day}", {"day": day})
-    return days
-
-
-def _send_at_problem(text: str, now: datetime) -> str | None:
-    """Say what is wrong with a sendAt value, or None."""
-    try:
-        moment = datetime.fromisoformat(text) if _SEND_AT.fullmatch(text) else None
-    except ValueError:  # the right shape, but no such date or time (2026-02-30)
-        moment = None
-    if moment is None:
-        return "must be a date and time with an offset, like 2026-07-07T17:00:00.000+0100"
-    if moment < now - SEND_AT_PAST:
-        return "is more than an hour in the past"
-    if moment > now + SEND_AT_AHEAD:
-        return "is more than 180 days ahead"
-    return None
-
-
-Id = Annotated[str, AfterValidator(_checked_id)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-PositiveInt = Annotated[int, Field(gt=0)]
-Sender = Annotated[str, Field(min_length=3, max_length=14), BeforeValidator(_integer_as_digits)]
-ParameterValue = Annotated[str, BeforeValidator(_parameter_text)]
-NotifyUrl = Annotated[HttpUrl, UrlConstraints(max_length=2048)]
-Day = Literal["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
-
-
-# Message structure (INFOBIP.md §1)
-
-
-class _Strict(BaseModel):
-    """Strict JSON types, camelCase names, no unknown fields."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, alias_generator=to_camel)
-
-
-class Retry(_Strict):
-    """Retry schedule of a message."""
-
-    min_period: PositiveInt
-    max_period: PositiveInt
-    max_count: PositiveInt
-
-    @field_validator("max_period")
-    @classmethod
-    def _not_below_min_period(cls, value: int, info: ValidationInfo) -> int:
-        """Refuse a maxPeriod shorter than minPeriod."""
-        minimum = info.data.get("min_period")
-        if minimum is not None and value < minimum:
-            raise PydanticCustomError(
-                "retry_order", "must be at least minPeriod ({min})", {"min": minimum}
-            )
-        return value
-
-
-class SendingSpeed(_Strict):
-    """How many calls to start per time unit."""
-
-    speed: PositiveInt
-    time_unit: Literal["second", "minute", "hour", "day"]
-
-
-class TimeOfDay(_Strict):
-    """An hour and minute in UTC."""
-
-    hour: Annotated[int, Field(ge=0, le=23)]
-    minute: Annotated[int, Field(ge=0, le=59)]
-
-
-class DeliveryTimeWindow(_Strict):
-    """Days and hours in which calls may start."""
-
-    days: Annotated[list[Day], Field(min_length=1), AfterValidator(_distinct_days)]
-    from_: TimeOfDay | None = Field(default=None, alias="from")
-    to: TimeOfDay | None = None
-
-    @model_validator(mode="after")
-    def _one_hour_apart(self) -> Self:
-        """Require from and to together, at least one hour apart."""
-        if (self.from_ is None) != (self.to is None):
-            raise PydanticCustomError("window_bounds", "needs both from and to, or neither")
-        if self.from_ is not None and self.to is not None:
-            start = self.from_.hour * 60 + self.from_.minute
-            if self.to.hour * 60 + self.to.minute - start < 60:
-                raise PydanticCustomError(
-                    "window_length", "to must be at least one hour after from"
-                )
-        return self
-
-
-class MessageFields(_Strict):
-    """A message's fields other than its destinations; unknown fields are kept."""
-
-    model_config = ConfigDict(extra="allow")
-
-    scenario_id: Annotated[str, Field(min_length=1)]
-    from_: Sender | None = Field(default=None, alias="from")
-    parameters: dict[str, ParameterValue] | None = None
-    notify_url: NotifyUrl | None = None
-    notify_content_type: Literal["application/json", "application/xml"] | None = None
-    notify_content_version: Annotated[int, AfterValidator(_report_version)] | None = None
-    callback_data: Annotated[str, Field(max_length=200)] | None = None
-    validity_period: PositiveInt | None = None
-    send_at: str | None = None
-    retry: Retry | None = None
-    sending_speed: SendingSpeed | None = None
-    record: bool | None = None
-    ring_timeout: PositiveInt | None = None
-    call_timeout: PositiveInt | None = None
-    pause: Annotated[int, Field(ge=0, le=10)] | None = None
-    delivery_time_window: DeliveryTimeWindow | None = None
-
-    @field_validator("send_at")
-    @classmethod
-    def _send_at_in_range(cls, value: str | None, info: ValidationInfo) -> str | None:
-        """Keep a well-formed sendAt between an hour ago and 180 days ahead."""
-        now = info.context["now"] if info.context else None
-        problem = None if value is None or now is None else _send_at_problem(value, now)
-        if problem is not None:
-            raise PydanticCustomError("send_at", problem)
-        return value
-
-
-class FlatLaunch(MessageFields):
-    """The flat form's top level, less `to` and `messageId`: one message plus bulkId and name."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    bulk_id: Id | None = None
-    name: Name | None = None
-
-
-class LaunchEnvelope(_Strict):
-    """The messages form's top level; each message is checked on its own."""
-
-    bulk_id: Id | None = None
-    name: Name | None = None
-    messages: Annotated[list[Any], Field(min_length=1)]
 
 
 # Collecting problems
@@ -497,7 +196,7 @@ class _Findings:
         if not isinstance(raw, str):
             self.add(path, "must be a string")
             return None
-        problem = _id_problem(raw)
+        problem = id_problem(raw)
         if problem is None:
             first = self.message_ids.setdefault(raw, path)
             if first == path:

@@ -179,7 +179,13 @@ def record_sent(
             "status_description": raw.get("description"),
         }
         state_rows.append(
-            {"pk": call.id, "state": state, "reason": reason, "outcome": outcome.value, "now": now}
+            {
+                "pk": call.id,
+                "state": state,
+                "reason": reason,
+                "new_outcome": outcome.value,
+                "now": now,
+            }
         )
         if raw:
             status_rows.append(
@@ -225,6 +231,7 @@ def record_sent(
 def _write_states(
     session: Session, state_rows: list[dict[str, Any]], status_rows: list[dict[str, Any]]
 ) -> None:
+    # Parameter keys must not be named like columns: Core adds those to the SET clause.
     # A report may already have given the call a final status: the submit answer
     # then changes only the submit state, never the status or the outcome.
     connection = session.connection()
@@ -246,7 +253,7 @@ def _write_states(
             table.c.status_final.is_(False),
             table.c.status_occurred_at.is_(None),
         )
-        .values(outcome=bindparam("outcome")),
+        .values(outcome=bindparam("new_outcome")),
         state_rows,
     )
     if status_rows:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, jsonify
 
-from app.web import api, errors
+from app.web import api, errors, webhooks
 from app.web.state import close_db_session
 
 
@@ -12,6 +12,7 @@ def init_app(app: Flask) -> None:
     """Register every blueprint and handler on the app."""
     errors.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(webhooks.bp)
     app.teardown_appcontext(close_db_session)
 
     @app.get("/healthz")

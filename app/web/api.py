@@ -18,6 +18,7 @@ from app.lookups import (
     launch_status_code,
 )
 from app.models import Role
+from app.parked import rematch_campaign
 from app.submission import submit_campaign
 from app.web.auth import require_token
 from app.web.errors import ApiError, error_body
@@ -78,6 +79,9 @@ def launch() -> tuple[Response, int]:
     )
     session.commit()
     campaign = created.campaign
+    if created.created:
+        rematch_campaign(session, campaign, now=utcnow())
+        session.commit()  # also ends the read: SQLite holds its write lock until then
     if created.created and not asynchronous:
         submit_campaign(state.submitter(), campaign.id)
     session.expire_all()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 from flask import g, request
@@ -15,6 +16,8 @@ from app.web.errors import ApiError
 from app.web.state import db_session
 
 F = TypeVar("F", bound=Callable[..., Any])
+# last_used_at is written at most this often, so lookups do not each cost a commit.
+LAST_USED_PRECISION = timedelta(minutes=5)
 _RANK = {Role.VIEWER.value: 1, Role.OPERATOR.value: 2}
 
 
@@ -38,7 +41,10 @@ def current_token(role: Role) -> ApiToken:
         raise ApiError(401, "unauthorized", "the API token is not valid", headers=challenge)
     if _RANK[token.role] < _RANK[role.value]:
         raise ApiError(403, "forbidden", f"this needs an {role.value} token")
-    token.last_used_at = utcnow()
+    now = utcnow()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
+        token.last_used_at = now
+        session.commit()
     return token
 
 
