@@ -119,6 +119,27 @@ def _detail_columns(report: DeliveryReport) -> dict[str, Any]:
     }
 
 
+def _string_limits() -> dict[str, int]:
+    limits = {}
+    for column in CallEvent.__table__.columns:
+        length = getattr(column.type, "length", None)
+        if isinstance(length, int):
+            limits[column.name] = length
+    return limits
+
+
+_LIMITS = _string_limits()
+
+
+def _too_long(values: dict[str, Any]) -> str | None:
+    """Name a value longer than its column (SQLite would store it, PostgreSQL refuses)."""
+    for name, limit in _LIMITS.items():
+        value = values.get(name)
+        if isinstance(value, str) and len(value) > limit:
+            return f"{name} is longer than {limit} characters"
+    return None
+
+
 def _insert_ignoring_duplicates(session: Session, values: dict[str, Any]) -> int | None:
     dialect = session.get_bind().dialect.name
     module: Any = postgresql if dialect == "postgresql" else sqlite
@@ -247,6 +268,9 @@ def record_report(
         "dedupe_key": dedupe_key(report),
         "duplicates": 0,
     }
+    too_long = _too_long(values)
+    if too_long is not None:
+        return ItemResult(report.index, report.message_id, INVALID, too_long)
     event_id = _insert_ignoring_duplicates(session, values)
     if event_id is None:
         session.execute(

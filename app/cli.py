@@ -13,6 +13,7 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
+import app.cli_reports  # noqa: F401  (registers the reports commands)
 from app.accounts import AccountError, create_token, create_user
 from app.campaigns import (
     LaunchConflict,
@@ -21,6 +22,7 @@ from app.campaigns import (
     get_campaign,
     prepare_resubmission,
 )
+from app.cli_groups import calls_group, campaigns_group, reports_group
 from app.config import ConfigError
 from app.csv_launch import CsvLaunchError, read_csv_launch
 from app.db import utcnow
@@ -195,11 +197,6 @@ def launch_command(
     sys.exit(_launch(body))
 
 
-@click.group("campaigns")
-def campaigns_group() -> None:
-    """Look at and repair campaigns."""
-
-
 @campaigns_group.command("resubmit")
 @click.argument("bulk_id")
 @with_appcontext
@@ -263,6 +260,8 @@ COMMANDS = (
     users_group,
     launch_command,
     campaigns_group,
+    calls_group,
+    reports_group,
     dispatch_command,
     simulator_command,
 )

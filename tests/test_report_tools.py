@@ -1,0 +1,137 @@
+"""Operator tools for reports: replay a stored body, pull what Infobip kept; outages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from flask import Flask
+from sqlalchemy import func, select, update
+
+from app.models import Call, CallEvent, InboundReport
+from app.simulator import ReportPlan, Simulator
+from tests.conftest import LiveServer, db, serve
+from tests.test_reports import FIRST, JSON_TYPE, launch_seed, notify, sample
+
+
+def test_reports_replay_reprocesses_a_stored_body(
+    http: httpx.Client, live: LiveServer, app: Flask
+) -> None:
+    launch_seed(http)
+    assert notify(live, sample("report-v2-answered.json"), JSON_TYPE).json()["applied"] == 1
+    runner = app.test_cli_runner()
+    again = runner.invoke(args=["reports", "replay", "1"])
+    assert again.exit_code == 0, again.output
+    assert "report 1: applied 0, notApplied 0, duplicates 1" in again.output
+    missing = runner.invoke(args=["reports", "replay", "999"])
+    assert missing.exit_code == 1
+    assert "no stored report has id 999" in missing.output
+
+
+def test_reports_replay_applies_a_body_that_failed_before(
+    http: httpx.Client, live: LiveServer, app: Flask
+) -> None:
+    launch_seed(http)
+    with db(app) as session:  # a body stored while its items could not be applied
+        body = sample("report-v2-answered.json")
+        session.add(
+            InboundReport(
+                content_type="application/json", peer="127.0.0.1", body=body, size=len(body)
+            )
+        )
+        session.commit()
+        inbound_id = session.scalar(select(func.max(InboundReport.id)))
+    result = app.test_cli_runner().invoke(args=["reports", "replay", str(inbound_id)])
+    assert result.exit_code == 0, result.output
+    assert "applied 1" in result.output
+    with db(app) as session:
+        answered = session.scalars(select(Call).where(Call.message_id == FIRST)).one()
+        assert answered.outcome == "answered_human"
+
+
+def test_reports_pull_stores_then_applies_until_empty(
+    http: httpx.Client, app: Flask, simulator: Simulator
+) -> None:
+    # Reports go to ivrdesk's notifyUrl on a port where nothing listens: Infobip keeps
+    # them, and `reports pull` fetches them.
+    simulator.plan = ReportPlan(delay=0.01, mix={"busy": 1.0})
+    numbers = [f"4179302{n:04d}" for n in range(5)]
+    assert (
+        http.post("/api/v1/campaigns", json={"scenarioId": "S", "to": numbers}).status_code == 201
+    )
+    assert simulator.wait_idle(10)
+    result = app.test_cli_runner().invoke(args=["reports", "pull"])
+    assert result.exit_code == 0, result.output
+    assert "pulled 5 report(s): applied 5" in result.output
+    with db(app) as session:
+        assert set(session.scalars(select(Call.outcome))) == {"busy"}
+        sources = session.scalars(select(CallEvent.source).where(CallEvent.source != "submit"))
+        assert set(sources) == {"pull"}
+        assert session.scalars(select(InboundReport.peer)).all() == ["pull"]
+    again = app.test_cli_runner().invoke(args=["reports", "pull"])
+    assert "pulled 0 report(s)" in again.output
+
+
+def test_notify_poisoned_item_leaves_the_others_applied(
+    http: httpx.Client, live: LiveServer, app: Flask
+) -> None:
+    numbers = [f"4179302{n:04d}" for n in range(20)]
+    launched = http.post("/api/v1/campaigns", json={"scenarioId": "S", "to": numbers}).json()
+    results: list[Any] = []
+    for index, message in enumerate(launched["messages"]):
+        item: dict[str, Any] = {
+            "messageId": message["messageId"],
+            "voiceCall": {"endTime": "2036-01-01T10:00:00.000+0000"},
+            "status": {"groupId": 2, "groupName": "UNDELIVERABLE", "id": 97, "name": "BUSY"},
+        }
+        if index == 7:
+            item["voiceCall"]["endTime"] = "not a time"
+        if index == 11:
+            item["callbackData"] = "x" * 5000  # longer than the column: cannot be stored
+        results.append(item)
+    results.append("not an object")
+    response = notify(live, json.dumps({"results": results}).encode(), JSON_TYPE)
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["applied"] == 18
+    assert answer["invalid"] == 3
+    invalid = {i["index"]: i["reason"] for i in answer["items"] if i["result"] == "invalid"}
+    assert set(invalid) == {7, 11, 20}
+    assert "endTime" in invalid[7]
+    with db(app) as session:
+        outcomes = session.execute(select(Call.outcome, func.count()).group_by(Call.outcome))
+        assert dict(outcomes.all()) == {"busy": 18, "pending": 2}
+
+
+def test_notify_database_unavailable_is_503_with_retry_after(settings: Any, make_app: Any) -> None:
+    app = make_app(settings, database_url="postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    server = serve(app)
+    try:
+        response = notify(server, sample("report-v2-answered.json"), JSON_TYPE)
+    finally:
+        server.stop()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "30"
+    assert response.json()["error"]["code"] == "unavailable"
+
+
+def test_dispatcher_sweep_applies_parked_reports(
+    http: httpx.Client, live: LiveServer, app: Flask
+) -> None:
+    from app.dispatch import sweep_parked
+    from tests.conftest import state
+
+    launch_seed(http)
+    with db(app) as session:  # as if the call had been imported after its report arrived
+        session.execute(update(Call).where(Call.message_id == FIRST).values(message_id="moved"))
+        session.commit()
+    assert notify(live, sample("report-v2-answered.json"), JSON_TYPE).json()["unmatched"] == 1
+    with db(app) as session:
+        session.execute(update(Call).where(Call.message_id == "moved").values(message_id=FIRST))
+        session.commit()
+    assert sweep_parked(state(app).sessions) == 1
+    assert sweep_parked(state(app).sessions) == 0
+    with db(app) as session:
+        answered = session.scalars(select(Call).where(Call.message_id == FIRST)).one()
+        assert answered.outcome == "answered_human"
