@@ -10,9 +10,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Integer, Numeric, String, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -119,24 +120,30 @@ def _detail_columns(report: DeliveryReport) -> dict[str, Any]:
     }
 
 
-def _string_limits() -> dict[str, int]:
-    limits = {}
+def _column_limits() -> dict[str, tuple[str, Decimal]]:
+    limits: dict[str, tuple[str, Decimal]] = {}
     for column in CallEvent.__table__.columns:
-        length = getattr(column.type, "length", None)
-        if isinstance(length, int):
-            limits[column.name] = length
+        kind = column.type
+        if isinstance(kind, String) and kind.length:
+            limits[column.name] = ("text", Decimal(kind.length))
+        elif isinstance(kind, Numeric) and kind.precision is not None and kind.scale is not None:
+            limits[column.name] = ("number", Decimal(10) ** (kind.precision - kind.scale))
+        elif type(kind) is Integer:
+            limits[column.name] = ("number", Decimal(2**31))
     return limits
 
 
-_LIMITS = _string_limits()
+_LIMITS = _column_limits()
 
 
-def _too_long(values: dict[str, Any]) -> str | None:
-    """Name a value longer than its column (SQLite would store it, PostgreSQL refuses)."""
-    for name, limit in _LIMITS.items():
+def unstorable_value(values: dict[str, Any]) -> str | None:
+    """Name a value its column cannot hold (SQLite would store it, PostgreSQL refuses)."""
+    for name, (kind, limit) in _LIMITS.items():
         value = values.get(name)
-        if isinstance(value, str) and len(value) > limit:
-            return f"{name} is longer than {limit} characters"
+        if kind == "text" and isinstance(value, str) and len(value) > limit:
+            return f"{name} is longer than {int(limit)} characters"
+        if kind == "number" and isinstance(value, int | Decimal) and abs(Decimal(value)) >= limit:
+            return f"{name} is out of range: {value}"
     return None
 
 
@@ -242,17 +249,16 @@ def apply_change(
     raise RuntimeError(f"the status of call {message_id!r} kept changing underneath")
 
 
-def record_report(
-    session: Session,
+def event_values(
     report: DeliveryReport,
-    *,
+    change: Change,
     received_at: datetime,
     inbound_report_id: int | None,
-    source: EventSource = EventSource.REPORT,
-) -> ItemResult:
-    """Record one report: dedupe, append the event, move the call's status by precedence."""
-    change = change_from_report(report)
-    values = {
+    source: EventSource,
+) -> dict[str, Any]:
+    """Build the call_events row of a report (not yet matched, not yet applied)."""
+    return {
+        "call_id": None,
         "message_id": report.message_id,
         "inbound_report_id": inbound_report_id,
         "source": source.value,
@@ -268,7 +274,20 @@ def record_report(
         "dedupe_key": dedupe_key(report),
         "duplicates": 0,
     }
-    too_long = _too_long(values)
+
+
+def record_report(
+    session: Session,
+    report: DeliveryReport,
+    *,
+    received_at: datetime,
+    inbound_report_id: int | None,
+    source: EventSource = EventSource.REPORT,
+) -> ItemResult:
+    """Record one report: dedupe, append the event, move the call's status by precedence."""
+    change = change_from_report(report)
+    values = event_values(report, change, received_at, inbound_report_id, source)
+    too_long = unstorable_value(values)
     if too_long is not None:
         return ItemResult(report.index, report.message_id, INVALID, too_long)
     event_id = _insert_ignoring_duplicates(session, values)

@@ -135,3 +135,67 @@ def test_dispatcher_sweep_applies_parked_reports(
     with db(app) as session:
         answered = session.scalars(select(Call).where(Call.message_id == FIRST)).one()
         assert answered.outcome == "answered_human"
+
+
+def test_notify_out_of_range_numbers_are_invalid_on_both_databases(
+    http: httpx.Client, live: LiveServer, app: Flask
+) -> None:
+    launch_seed(http)
+    result = {
+        "messageId": FIRST,
+        "voiceCall": {"endTime": "2036-01-01T10:00:00.000+0000", "duration": 3_000_000_000},
+        "status": {"groupId": 2, "groupName": "UNDELIVERABLE", "id": 97, "name": "BUSY"},
+    }
+    answer = notify(live, json.dumps({"results": [result]}).encode(), JSON_TYPE).json()
+    assert answer["invalid"] == 1
+    assert answer["items"][0]["reason"] == "duration is out of range: 3000000000"
+
+
+def test_notify_falls_back_to_item_by_item_when_the_database_refuses_one(
+    http: httpx.Client, live: LiveServer, app: Flask, engine: Any
+) -> None:
+    from sqlalchemy import text
+
+    numbers = [f"4179302{n:04d}" for n in range(5)]
+    launched = http.post("/api/v1/campaigns", json={"scenarioId": "S", "to": numbers}).json()
+    poisoned = launched["messages"][2]["messageId"]
+    # A trigger stands in for any refusal the checks before the database cannot foresee.
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text(
+                "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN "
+                f"IF NEW.message_id = '{poisoned}' AND NEW.source = 'report' THEN "
+                "RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+            ))  # fmt: skip
+            connection.execute(text(
+                "CREATE TRIGGER poison BEFORE INSERT ON call_events "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
+            ))  # fmt: skip
+        else:
+            connection.execute(text(
+                "CREATE TRIGGER poison BEFORE INSERT ON call_events "
+                f"WHEN NEW.message_id = '{poisoned}' AND NEW.source = 'report' "
+                "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"
+            ))  # fmt: skip
+    try:
+        results = [
+            {
+                "messageId": m["messageId"],
+                "voiceCall": {"endTime": "2036-01-01T10:00:00.000+0000"},
+                "status": {"groupId": 2, "groupName": "UNDELIVERABLE", "id": 97, "name": "BUSY"},
+            }
+            for m in launched["messages"]
+        ]
+        answer = notify(live, json.dumps({"results": results}).encode(), JSON_TYPE).json()
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("DROP TRIGGER poison" + (
+                " ON call_events" if engine.dialect.name == "postgresql" else "")))  # fmt: skip
+            if engine.dialect.name == "postgresql":
+                connection.execute(text("DROP FUNCTION refuse_poison()"))
+    assert (answer["applied"], answer["invalid"]) == (4, 1)
+    assert answer["items"][2]["reason"].startswith("could not be stored")
+    with db(app) as session:
+        assert session.scalar(select(func.count()).select_from(InboundReport)) == 1
+        outcomes = session.execute(select(Call.outcome, func.count()).group_by(Call.outcome))
+        assert dict(outcomes.all()) == {"busy": 4, "pending": 1}

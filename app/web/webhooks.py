@@ -5,14 +5,17 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+from datetime import datetime
 
 from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from app.calls import record_items, summarise
+from app.calls import ItemResult, record_items, summarise
 from app.db import utcnow
+from app.ingest import record_batch
 from app.models import InboundReport
-from app.notify import ReportParseError, parse_report_body
+from app.notify import ParsedItem, ReportParseError, parse_report_body
 from app.web.errors import ApiError
 from app.web.state import app_state, db_session
 
@@ -68,43 +71,72 @@ def probe(token: str) -> Response:
     return jsonify({"status": "ok"})
 
 
+def _store_inbound(
+    body: bytes, content_type: str, items: int | None, parse_error: str | None
+) -> tuple[int, datetime]:
+    """Keep the raw body (one INSERT), in the transaction that records its items."""
+    received_at = utcnow()
+    inbound_id = db_session().scalar(
+        insert(InboundReport)
+        .values(
+            received_at=received_at,
+            content_type=content_type[:200],
+            peer=request.remote_addr,
+            body=body,
+            size=len(body),
+            items=items,
+            parse_error=parse_error,
+        )
+        .returning(InboundReport.id)
+    )
+    assert inbound_id is not None
+    return inbound_id, received_at
+
+
+def _parse(body: bytes, content_type: str) -> tuple[list[ParsedItem] | None, ApiError | None]:
+    if request.mimetype not in REPORT_TYPES:
+        error = ApiError(415, "unsupported_media_type", "send reports as JSON or XML")
+        return None, error
+    try:
+        return parse_report_body(body, content_type), None
+    except ReportParseError as exc:
+        return None, ApiError(400, "invalid_report", str(exc))
+
+
+def _record(body: bytes, content_type: str, items: list[ParsedItem]) -> list[ItemResult]:
+    session = db_session()
+    inbound_id, received_at = _store_inbound(body, content_type, len(items), None)
+    try:
+        return record_batch(session, items, received_at=received_at, inbound_report_id=inbound_id)
+    except OperationalError:
+        raise
+    except SQLAlchemyError as exc:
+        # Something in the POST cannot be stored as a whole: redo it item by item,
+        # each in its own savepoint, so the raw body and the good items are kept.
+        log.warning("report batch fell back to item-by-item recording: %s", type(exc).__name__)
+        session.rollback()
+        inbound_id, received_at = _store_inbound(body, content_type, len(items), None)
+        return record_items(session, items, received_at=received_at, inbound_report_id=inbound_id)
+
+
 @bp.post("/notify/ivr/<token>")
 def receive(token: str) -> tuple[Response, int]:
     """Store the raw report, then record every result in it."""
     _check_token(token)
     _check_source()
-    settings = app_state().settings
-    body = _read_body(settings.max_report_bytes)
+    body = _read_body(app_state().settings.max_report_bytes)
     content_type = request.headers.get("Content-Type", "")
+    items, refusal = _parse(body, content_type)
     session = db_session()
     try:
-        inbound = InboundReport(
-            received_at=utcnow(),
-            content_type=content_type[:200],
-            peer=request.remote_addr,
-            body=body,
-            size=len(body),
-        )
-        session.add(inbound)
-        session.flush()
-        if request.mimetype not in REPORT_TYPES:
-            inbound.parse_error = f"unsupported content type {request.mimetype!r}"
+        if items is None:
+            assert refusal is not None
+            _store_inbound(body, content_type, None, refusal.message)
             session.commit()
-            raise ApiError(415, "unsupported_media_type", "send reports as JSON or XML")
-        try:
-            items = parse_report_body(body, content_type)
-        except ReportParseError as exc:
-            inbound.parse_error = str(exc)
-            session.commit()
-            raise ApiError(400, "invalid_report", str(exc)) from exc
-        inbound.items = len(items)
-        results = record_items(
-            session, items, received_at=inbound.received_at, inbound_report_id=inbound.id
-        )
+            raise refusal
+        results = _record(body, content_type, items)
         session.commit()
-    except (OperationalError, SQLAlchemyError) as exc:
-        if isinstance(exc, OperationalError) or getattr(exc, "connection_invalidated", False):
-            session.rollback()
-            raise _unavailable(exc) from exc
-        raise
+    except OperationalError as exc:
+        session.rollback()
+        raise _unavailable(exc) from exc
     return jsonify(summarise(results)), 200
