@@ -54,7 +54,9 @@ def _lock_calls(session: Session, message_ids: set[str]) -> dict[str, _State]:
         .order_by(Call.id)
     )
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
+        # FOR NO KEY UPDATE, the lock an UPDATE of non-key columns takes: it does not
+        # block the foreign-key checks of events inserted for these calls elsewhere.
+        query = query.with_for_update(key_share=True)
     return {row[1]: _State(row[0], row[2], row[3]) for row in session.execute(query)}
 
 

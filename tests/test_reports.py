@@ -61,7 +61,7 @@ def count(app: Flask, model: type) -> int:
 
 
 def test_notify_json_report_moves_the_call_and_keeps_history(
-    http: httpx.Client, live: LiveServer, app: Flask
+    http: httpx.Client, live: LiveServer, app: Flask, caplog: pytest.LogCaptureFixture
 ) -> None:
     launch_seed(http)
     response = notify(live, sample("report-v2-answered.json"), JSON_TYPE)
@@ -87,6 +87,7 @@ def test_notify_json_report_moves_the_call_and_keeps_history(
     ]
     assert detail["history"][1]["occurredAt"] == "2026-04-02T07:00:41.500Z"
     assert count(app, InboundReport) == 1
+    assert "fell back" not in caplog.text  # the one-report path worked on its own
 
 
 def test_notify_xml_report_is_the_same_event(
@@ -113,7 +114,7 @@ def test_notify_v1_report_is_recorded(http: httpx.Client, live: LiveServer, app:
 
 
 def test_notify_batch_parks_an_unknown_message_id_until_its_call_appears(
-    http: httpx.Client, live: LiveServer, app: Flask
+    http: httpx.Client, live: LiveServer, app: Flask, caplog: pytest.LogCaptureFixture
 ) -> None:
     launch_seed(http)
     result = notify(live, sample("report-v2-batch.json"), JSON_TYPE).json()
@@ -131,6 +132,7 @@ def test_notify_batch_parks_an_unknown_message_id_until_its_call_appears(
     matched = call(app, STRANGER)
     assert matched.outcome == "busy"
     assert [e.applied for e in events(app, STRANGER)] == [True, True]
+    assert "fell back" not in caplog.text  # the batch path worked on its own
 
 
 def report(

@@ -9,13 +9,14 @@ from datetime import datetime
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import insert
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.calls import ItemResult, record_items, summarise
 from app.db import utcnow
 from app.ingest import record_batch
+from app.ingest_pg import record_single
 from app.models import InboundReport
-from app.notify import ParsedItem, ReportParseError, parse_report_body
+from app.notify import DeliveryReport, ParsedItem, ReportParseError, parse_report_body
 from app.web.errors import ApiError
 from app.web.state import app_state, db_session
 
@@ -24,6 +25,13 @@ bp = Blueprint("webhooks", __name__)
 
 REPORT_TYPES = ("application/json", "application/xml", "text/xml")
 RETRY_AFTER = "30"
+CONFLICT_ATTEMPTS = 3
+# PostgreSQL's deadlock_detected and serialization_failure: the whole POST is retried.
+_CONFLICT_STATES = {"40P01", "40001"}
+
+
+def _lock_conflict(exc: OperationalError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in _CONFLICT_STATES
 
 
 def _check_token(token: str) -> None:
@@ -103,14 +111,34 @@ def _parse(body: bytes, content_type: str) -> tuple[list[ParsedItem] | None, Api
         return None, ApiError(400, "invalid_report", str(exc))
 
 
+def _record_fast(body: bytes, content_type: str, items: list[ParsedItem]) -> list[ItemResult]:
+    session = db_session()
+    (report,) = items
+    if session.get_bind().dialect.name == "postgresql" and isinstance(report, DeliveryReport):
+        result = record_single(
+            session,
+            report,
+            body=body,
+            content_type=content_type,
+            peer=request.remote_addr,
+            received_at=utcnow(),
+        )
+        if result is not None:
+            return [result]
+    inbound_id, received_at = _store_inbound(body, content_type, len(items), None)
+    return record_batch(session, items, received_at=received_at, inbound_report_id=inbound_id)
+
+
 def _record(body: bytes, content_type: str, items: list[ParsedItem]) -> list[ItemResult]:
     session = db_session()
-    inbound_id, received_at = _store_inbound(body, content_type, len(items), None)
     try:
+        if len(items) == 1:
+            return _record_fast(body, content_type, items)
+        inbound_id, received_at = _store_inbound(body, content_type, len(items), None)
         return record_batch(session, items, received_at=received_at, inbound_report_id=inbound_id)
     except OperationalError:
         raise
-    except SQLAlchemyError as exc:
+    except DBAPIError as exc:
         # Something in the POST cannot be stored as a whole: redo it item by item,
         # each in its own savepoint, so the raw body and the good items are kept.
         log.warning("report batch fell back to item-by-item recording: %s", type(exc).__name__)
@@ -128,15 +156,20 @@ def receive(token: str) -> tuple[Response, int]:
     content_type = request.headers.get("Content-Type", "")
     items, refusal = _parse(body, content_type)
     session = db_session()
-    try:
-        if items is None:
-            assert refusal is not None
-            _store_inbound(body, content_type, None, refusal.message)
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            if items is None:
+                assert refusal is not None
+                _store_inbound(body, content_type, None, refusal.message)
+                session.commit()
+                raise refusal
+            results = _record(body, content_type, items)
             session.commit()
-            raise refusal
-        results = _record(body, content_type, items)
-        session.commit()
-    except OperationalError as exc:
-        session.rollback()
-        raise _unavailable(exc) from exc
+            break
+        except OperationalError as exc:
+            session.rollback()
+            if attempt < CONFLICT_ATTEMPTS and _lock_conflict(exc):
+                log.warning("report POST hit a lock conflict; retrying (%d)", attempt)
+                continue
+            raise _unavailable(exc) from exc
     return jsonify(summarise(results)), 200
