@@ -13,6 +13,7 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
+import app.cli_lookups  # registers commands
 import app.cli_reports  # noqa: F401  (registers the reports commands)
 from app.accounts import AccountError, create_token, create_user
 from app.campaigns import (

@@ -51,6 +51,11 @@ def _error(row: Call | CallEvent) -> dict[str, Any] | None:
     }
 
 
+def status_fields(row: Call | CallEvent) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Serialize the status and the error objects of a call or an event."""
+    return _status(row), _error(row)
+
+
 def call_cost(call: Call) -> float | None:
     """Price per second times the charged duration (or the duration when not charged)."""
     seconds = call.charged_duration if call.charged_duration is not None else call.duration
@@ -124,41 +129,71 @@ def find_call_detail(session: Session, message_id: str) -> dict[str, Any]:
     return call_resource(call, call.campaign, history)
 
 
-def _counts(session: Session, campaign_id: int, column: Any) -> dict[str, int]:
+def _counts_by_campaign(session: Session, ids: list[int], column: Any) -> dict[int, dict[str, int]]:
+    """Count calls per campaign by one column's values."""
     rows = session.execute(
-        select(column, func.count()).where(Call.campaign_id == campaign_id).group_by(column)
+        select(Call.campaign_id, column, func.count())
+        .where(Call.campaign_id.in_(ids))
+        .group_by(Call.campaign_id, column)
     )
-    return {str(key): count for key, count in rows if key is not None}
+    counts: dict[int, dict[str, int]] = {campaign_id: {} for campaign_id in ids}
+    for campaign_id, key, count in rows:
+        if key is not None:
+            counts[campaign_id][str(key)] = count
+    return counts
+
+
+def campaign_resources(session: Session, campaigns: Sequence[Campaign]) -> list[dict[str, Any]]:
+    """Serialize campaigns with their counts, durations and cost per currency.
+
+    Five grouped queries over all the given campaigns, whatever their number.
+    """
+    ids = [campaign.id for campaign in campaigns]
+    if not ids:
+        return []
+    states = _counts_by_campaign(session, ids, Call.submit_state)
+    groups = _counts_by_campaign(session, ids, Call.status_group_id)
+    outcomes = _counts_by_campaign(session, ids, Call.outcome)
+    totals = {
+        row[0]: (int(row[1] or 0), int(row[2] or 0))
+        for row in session.execute(
+            select(Call.campaign_id, func.sum(Call.duration), func.sum(Call.charged_duration))
+            .where(Call.campaign_id.in_(ids))
+            .group_by(Call.campaign_id)
+        )
+    }
+    seconds = func.coalesce(Call.charged_duration, Call.duration)
+    costs: dict[int, dict[str, float]] = {campaign_id: {} for campaign_id in ids}
+    for campaign_id, currency, total in session.execute(
+        select(Call.campaign_id, Call.currency, func.sum(Call.price_per_second * seconds))
+        .where(Call.campaign_id.in_(ids), Call.currency.is_not(None))
+        .group_by(Call.campaign_id, Call.currency)
+    ):
+        costs[campaign_id][str(currency)] = round(float(total or 0), 6)
+    return [
+        {
+            "campaignId": campaign.campaign_id,
+            "bulkId": campaign.bulk_id,
+            "name": campaign.name,
+            "createdAt": iso(campaign.created_at),
+            "scenarioId": campaign.scenario_id,
+            "totalCalls": campaign.total_calls,
+            "submitStates": states[campaign.id],
+            "statusGroups": {
+                GROUP_NAMES.get(int(k), f"GROUP_{k}"): n for k, n in groups[campaign.id].items()
+            },
+            "outcomes": outcomes[campaign.id],
+            "totalDuration": totals.get(campaign.id, (0, 0))[0],
+            "totalChargedDuration": totals.get(campaign.id, (0, 0))[1],
+            "cost": costs[campaign.id],
+        }
+        for campaign in campaigns
+    ]
 
 
 def campaign_resource(session: Session, campaign: Campaign) -> dict[str, Any]:
-    """Serialize a campaign with its counts, durations and cost per currency."""
-    groups = _counts(session, campaign.id, Call.status_group_id)
-    seconds = func.coalesce(Call.charged_duration, Call.duration)
-    totals = session.execute(
-        select(func.sum(Call.duration), func.sum(Call.charged_duration)).where(
-            Call.campaign_id == campaign.id
-        )
-    ).one()
-    costs = session.execute(
-        select(Call.currency, func.sum(Call.price_per_second * seconds))
-        .where(Call.campaign_id == campaign.id, Call.currency.is_not(None))
-        .group_by(Call.currency)
-    )
-    return {
-        "campaignId": campaign.campaign_id,
-        "bulkId": campaign.bulk_id,
-        "name": campaign.name,
-        "createdAt": iso(campaign.created_at),
-        "scenarioId": campaign.scenario_id,
-        "totalCalls": campaign.total_calls,
-        "submitStates": _counts(session, campaign.id, Call.submit_state),
-        "statusGroups": {GROUP_NAMES.get(int(k), f"GROUP_{k}"): n for k, n in groups.items()},
-        "outcomes": _counts(session, campaign.id, Call.outcome),
-        "totalDuration": int(totals[0] or 0),
-        "totalChargedDuration": int(totals[1] or 0),
-        "cost": {currency: round(float(total or 0), 6) for currency, total in costs},
-    }
+    """Serialize one campaign with its counts, durations and cost per currency."""
+    return campaign_resources(session, [campaign])[0]
 
 
 def find_campaign_detail(session: Session, bulk_id: str) -> dict[str, Any]:

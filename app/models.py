@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -74,6 +75,7 @@ class Campaign(Base):
     """What an operator launched: one Infobip bulk of one or more messages."""
 
     __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_created_at_id", "created_at", "id"),)
 
     id: Mapped[PK]
     campaign_id: Mapped[str] = mapped_column(String(36), unique=True)
@@ -128,6 +130,7 @@ class Call(Base):
         Index("ix_calls_to_number", "to_number"),
         Index("ix_calls_callback_data", "callback_data"),
         Index("ix_calls_batch_id", "batch_id"),
+        Index("ix_calls_campaign_id_id", "campaign_id", "id"),
     )
 
     id: Mapped[PK]
@@ -177,6 +180,13 @@ class CallEvent(Base):
         _enum_check("source", "source", EventSource),
         Index("ix_call_events_call_id_received_at", "call_id", "received_at"),
         Index("ix_call_events_message_id", "message_id"),
+        Index(
+            "ix_call_events_parked",
+            "received_at",
+            "id",
+            postgresql_where=text("call_id IS NULL"),
+            sqlite_where=text("call_id IS NULL"),
+        ),
     )
 
     id: Mapped[PK]

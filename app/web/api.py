@@ -9,7 +9,14 @@ from flask import Blueprint, Response, jsonify, request
 
 from app.campaigns import create_campaign, fingerprint, get_campaign
 from app.db import utcnow
-from app.launch_request import parse_launch
+from app.launch_request import Problem, parse_launch
+from app.listings import (
+    find_calls,
+    find_campaign_calls,
+    find_campaigns,
+    find_unmatched,
+    read_call_filter,
+)
 from app.lookups import (
     find_call_detail,
     find_campaign_detail,
@@ -18,10 +25,12 @@ from app.lookups import (
     launch_status_code,
 )
 from app.models import Role
+from app.paging import InvalidQuery, read_limit
 from app.parked import rematch_campaign
+from app.reporting import export_filename, iter_campaign_csv
 from app.submission import submit_campaign
 from app.web.auth import require_token
-from app.web.errors import ApiError, error_body
+from app.web.errors import ApiError, error_body, error_response
 from app.web.state import app_state, db_session
 
 bp = Blueprint("api", __name__)
@@ -106,3 +115,73 @@ def show_call(message_id: str) -> Response:
 def show_campaign(bulk_id: str) -> Response:
     """Return one campaign with its counts."""
     return jsonify(find_campaign_detail(db_session(), bulk_id))
+
+
+@bp.errorhandler(InvalidQuery)
+def _invalid_query(exc: InvalidQuery) -> Response:
+    """Answer 400 in the common error shape, naming the query parameter."""
+    message = f"the query parameter {exc.path!r} is not valid"
+    return error_response(
+        ApiError(400, "validation_error", message, [Problem(exc.path, exc.message)])
+    )
+
+
+@bp.get("/api/v1/calls")
+@require_token(Role.VIEWER)
+def list_calls() -> Response:
+    """Return calls by to, callbackData, bulkId, outcome or status, newest first."""
+    args = request.args
+    page = find_calls(
+        db_session(),
+        read_call_filter(args),
+        limit=read_limit(args.get("limit")),
+        cursor=args.get("cursor"),
+    )
+    return jsonify(page.as_json())
+
+
+@bp.get("/api/v1/campaigns")
+@require_token(Role.VIEWER)
+def list_campaigns() -> Response:
+    """Return campaigns, newest first, with their counts."""
+    args = request.args
+    limit = read_limit(args.get("limit"))
+    page = find_campaigns(db_session(), limit=limit, cursor=args.get("cursor"))
+    return jsonify(page.as_json())
+
+
+@bp.get("/api/v1/campaigns/<bulk_id>/calls")
+@require_token(Role.VIEWER)
+def list_campaign_calls(bulk_id: str) -> Response:
+    """Return a campaign's calls in launch order, by outcome or status (name or group)."""
+    args = request.args
+    page = find_campaign_calls(
+        db_session(),
+        bulk_id,
+        read_call_filter(args),
+        limit=read_limit(args.get("limit")),
+        cursor=args.get("cursor"),
+    )
+    return jsonify(page.as_json())
+
+
+@bp.get("/api/v1/campaigns/<bulk_id>/calls.csv")
+@require_token(Role.VIEWER)
+def export_campaign_calls(bulk_id: str) -> Response:
+    """Stream a campaign's calls as spreadsheet-safe CSV, in constant memory."""
+    session = db_session()
+    get_campaign(session, bulk_id)  # a 404 comes before the stream starts
+    session.commit()  # end the read: SQLite holds its write lock until then
+    chunks = iter_campaign_csv(app_state().sessions, bulk_id)
+    disposition = f'attachment; filename="{export_filename(bulk_id)}"'
+    return Response(chunks, mimetype="text/csv", headers={"Content-Disposition": disposition})
+
+
+@bp.get("/api/v1/reports/unmatched")
+@require_token(Role.VIEWER)
+def list_unmatched() -> Response:
+    """Return parked report results (no call has their messageId yet), newest first."""
+    args = request.args
+    limit = read_limit(args.get("limit"))
+    page = find_unmatched(db_session(), limit=limit, cursor=args.get("cursor"))
+    return jsonify(page.as_json())
