@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Settings, load_settings, warn_about
 from app.db import make_engine, make_session_factory
+from app.logs import configure_logging
 
 __all__ = ["create_app"]
 
@@ -28,21 +28,13 @@ def _secret_key(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def _configure_logging() -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-
-
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app: settings, database, web layer and CLI commands."""
     from app import cli, web
     from app.web.state import AppState
 
     settings = settings or load_settings()
-    _configure_logging()
+    configure_logging(settings)
     app = Flask(__name__, instance_path=str(Path(settings.instance_path).resolve()))
     app.config["SECRET_KEY"] = _secret_key(settings)
     engine = make_engine(settings.database_url)

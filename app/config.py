@@ -14,6 +14,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/ivrdesk.sqlite3"
 MIB = 1024 * 1024
+# Secret keys copied from examples (deploy/.env.example) are refused outside development.
+PLACEHOLDER_SECRET_PREFIXES = ("change-me", "changeme", "replace-me", "your-secret")
+PLACEHOLDER_SECRET_KEYS = frozenset({"secret", "secret-key", "dev", "development", "default"})
 
 
 class ConfigError(Exception):
@@ -148,6 +151,12 @@ def _tokens(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tokens
 
 
+def is_placeholder_secret(key: str) -> bool:
+    """Say whether a secret key is a known example value rather than a real secret."""
+    lowered = key.strip().lower()
+    return lowered in PLACEHOLDER_SECRET_KEYS or lowered.startswith(PLACEHOLDER_SECRET_PREFIXES)
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read every IVR_* variable; raise ConfigError naming the first malformed one."""
     environ = os.environ if environ is None else environ
@@ -155,6 +164,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     secret_key = _text(environ, "IVR_SECRET_KEY")
     if env == "production" and not secret_key:
         raise ConfigError("IVR_SECRET_KEY is required when IVR_ENV is production")
+    if env != "development" and secret_key is not None and is_placeholder_secret(secret_key):
+        raise ConfigError("IVR_SECRET_KEY is an example placeholder: set a long random value")
     if secret_key is not None and len(secret_key) < 16:
         raise ConfigError("IVR_SECRET_KEY must be at least 16 characters")
     return Settings(

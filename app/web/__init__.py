@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify
+from flask import Flask
 
-from app.web import api, errors, webhooks
+from app.web import api, errors, ops, security, webhooks
 from app.web.state import close_db_session
 
 
@@ -14,8 +14,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(api.bp)
     app.register_blueprint(webhooks.bp)
     app.teardown_appcontext(close_db_session)
-
-    @app.get("/healthz")
-    def healthz() -> Response:
-        """Say the process is alive (no database involved)."""
-        return jsonify({"status": "ok"})
+    ops.init_app(app)
+    security.init_app(app)

@@ -1,0 +1,189 @@
+"""Logging: JSON (or text) lines on stderr, each with a request id, secrets and numbers masked.
+
+STYLE.md habit 10: never log tokens, passwords, notify URLs or full phone numbers.
+The filters here run on ivrdesk's own handler and on gunicorn's, so every line
+that leaves the process has been through `redact`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable
+
+from flask import g, has_request_context
+from pythonjsonlogger.core import RESERVED_ATTRS as _RESERVED
+from pythonjsonlogger.json import JsonFormatter
+
+from app.config import Settings
+
+NO_REQUEST = "-"
+REQUEST_ID_HEADER = "X-Request-ID"
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+TEXT_FORMAT = "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s [%(request_id)s] %(message)s"
+JSON_FIELDS = "%(levelname)s %(name)s %(message)s %(request_id)s"
+JSON_RENAMES = {"levelname": "level", "name": "logger"}
+# Loggers that print request URLs (httpx: outbound, werkzeug: the dev server's requests).
+CHATTY_LOGGERS = ("httpx", "werkzeug")
+# Record attributes that are not extras (request_id is ours and is a sane token already).
+_NOT_EXTRA = frozenset(_RESERVED) | {"message", "asctime", "request_id"}
+
+
+def _mask_number(match: re.Match[str]) -> str:
+    """Replace every digit of a matched number but the last 4 with *."""
+    text = match.group(0)
+    hidden = sum(c.isdigit() for c in text) - 4
+    masked = []
+    for char in text:
+        if char.isdigit() and hidden > 0:
+            masked.append("*")
+            hidden -= 1
+        else:
+            masked.append(char)
+    return "".join(masked)
+
+
+_AUTHORIZATION_VALUE = re.compile(
+    r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?!bearer |basic |app )[^\"',}\s]+"
+)
+_RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    # The notify token is the only secret of the notify URL (DESIGN.md "Receiving").
+    (re.compile(r"(/notify/ivr/)[^/\s?#\"'<>]+"), r"\1***"),
+    # Authorization credentials: ivrdesk's API tokens and Infobip's App key or Basic pair.
+    # (A credential has a digit or is long: "the App started" is prose, left alone.)
+    (
+        re.compile(
+            r"\b((?i:bearer|basic)\s+|App\s+)(?=[\w.~+/=-]*\d|[\w.~+/=-]{20})[\w.~+/=-]{6,}"
+        ),
+        r"\1***",
+    ),
+    (_AUTHORIZATION_VALUE, r"\1***"),
+    (re.compile(r"\bivr_[A-Za-z0-9_-]{8,}"), "ivr_***"),
+    # Passwords inside URLs (database URLs above all).
+    (re.compile(r"(://[^:/@\s]+:)[^@\s/]+@"), r"\1***@"),
+    # Phone numbers: a run of 7-15 digits, or a +number written with spaces or dashes.
+    # (Digits glued to letters or "_" are ids, not numbers: left alone.)
+    (re.compile(r"(?<![\w+])(?:\+\d(?:[ -]?\d){6,14}|\+?\d{7,15})(?!\w)"), _mask_number),
+)
+
+
+def redact(text: str) -> str:
+    """Mask notify tokens, credentials, API tokens and all but the last 4 digits of numbers."""
+    for pattern, replacement in _RULES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactFilter(logging.Filter):
+    """Redact a record's message (with its args), traceback, stack and extra string fields."""
+
+    _traceback = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record in place; never drop it."""
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call must not break the caller: keep its parts
+            message = f"{record.msg!r} {record.args!r}"
+        record.msg, record.args = redact(message), None
+        if record.exc_info:
+            record.exc_text = self._traceback.formatException(record.exc_info)
+            record.exc_info = None  # formatters then print the redacted exc_text
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        for key, value in list(vars(record).items()):
+            if key not in _NOT_EXTRA and isinstance(value, str):
+                setattr(record, key, redact(value))
+        return True
+
+
+class AlembicChatter(logging.Filter):
+    """Drop the two lines Alembic logs each time it looks at a database (every /readyz)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep everything but "Context impl ..." and "Will assume ... DDL"."""
+        return not str(record.msg).startswith(("Context impl", "Will assume"))
+
+
+def request_id() -> str:
+    """Return the current request's id, or "-" outside a request."""
+    if has_request_context():
+        return str(g.get("request_id", NO_REQUEST))
+    return NO_REQUEST
+
+
+def pick_request_id(presented: str | None) -> str:
+    """Honour a caller's X-Request-ID when it is a sane token; otherwise make a new one."""
+    if presented and _SANE_REQUEST_ID.fullmatch(presented):
+        return presented
+    return uuid.uuid4().hex
+
+
+class RequestIdFilter(logging.Filter):
+    """Give every record a request_id attribute (the one of the current request, or "-")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Attach the id; a record that already has one (gunicorn's access log) keeps it."""
+        if not getattr(record, "request_id", None):
+            record.request_id = request_id()
+        return True
+
+
+def make_formatter(log_format: str) -> logging.Formatter:
+    """Return the formatter for IVR_LOG_FORMAT: one JSON object per line, or plain text."""
+    if log_format == "text":
+        formatter = logging.Formatter(TEXT_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S")
+        formatter.converter = time.gmtime
+        return formatter
+    return JsonFormatter(JSON_FIELDS, rename_fields=JSON_RENAMES, timestamp=True)
+
+
+def install_filters(handler: logging.Handler) -> None:
+    """Add the request-id and redaction filters to a handler (once)."""
+    kinds = {type(f) for f in handler.filters}
+    for kind in (RequestIdFilter, RedactFilter):
+        if kind not in kinds:
+            handler.addFilter(kind())
+
+
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Write to whatever sys.stderr is when a record is emitted (test runners swap it).
+
+    Standard error, so that commands printing data (tokens, JSON, CSV) keep a
+    clean standard output; under systemd both streams reach the journal.
+    """
+
+    def __init__(self) -> None:
+        """Start on the current standard output."""
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Follow sys.stderr, then write the record."""
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def configure_logging(settings: Settings) -> logging.Handler:
+    """Install (or update) ivrdesk's one stderr handler on the root logger and return it."""
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if isinstance(h, StderrHandler)), None)
+    if handler is None:
+        handler = StderrHandler()
+        root.addHandler(handler)
+    handler.setFormatter(make_formatter(settings.log_format))
+    install_filters(handler)
+    if root.getEffectiveLevel() > logging.INFO:
+        root.setLevel(logging.INFO)
+    # In production these loggers would print every request URL; development keeps them.
+    level = logging.NOTSET if settings.development else logging.WARNING
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    alembic = logging.getLogger("alembic.runtime.migration")
+    if not any(isinstance(f, AlembicChatter) for f in alembic.filters):
+        alembic.addFilter(AlembicChatter())
+    return handler

@@ -1,0 +1,167 @@
+"""Logs: JSON or text lines with a request id; no secret or full phone number ever printed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import pytest
+from flask import Flask
+
+from app.config import Settings
+from app.logs import redact
+from app.simulator import ReportPlan, Simulator, SimulatorServer
+from tests.conftest import DATA, NOTIFY_TOKEN, make_token, serve
+
+FIRST = "0f6c1d52-3b1e-4d55-9a34-2c1b7d9e0a11"
+USERNAME = "ivr-user"
+PASSWORD = "Pa55word-for-infobip-0042"
+NUMBERS = ("385981112233", "385917654321", "38517771234")
+TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [A-Z]+ \S+ \[[A-Za-z0-9._-]+\] ")
+
+
+@pytest.mark.parametrize(
+    ("raw", "masked"),
+    [
+        ("POST /notify/ivr/abcDEF0123456789xyz HTTP/1.1", "POST /notify/ivr/*** HTTP/1.1"),
+        ("https://h.example/notify/ivr/tok-en_1.2?x=1", "https://h.example/notify/ivr/***?x=1"),
+        ("Authorization: Bearer ivr_Zx0-abc_defghij", "Authorization: Bearer ***"),
+        ("{'Authorization': 'App 0123abcd-secret'}", "{'Authorization': 'App ***'}"),
+        ("basic dXNlcjpwYXNzd29yZA==", "basic ***"),
+        ('"authorization": "raw-secret-value"', '"authorization": "***"'),
+        ("token ivr_AbCdEf0123456789_- made", "token ivr_*** made"),
+        ("calling 41793026727 now", "calling *******6727 now"),
+        ("to=+41793026727,", "to=+*******6727,"),
+        ("+385 91 234 5678", "+*** ** *** 5678"),
+        ("postgresql://ivr:s3cret@db/ivr", "postgresql://ivr:***@db/ivr"),
+        # Left alone: short numbers, ids with letters, long ids, times.
+        ("batch 12 of 123456", "batch 12 of 123456"),
+        ("id 0f6c1d52-3b1e-4d55-9a34-2c1b7d9e0a11", "id 0f6c1d52-3b1e-4d55-9a34-2c1b7d9e0a11"),
+        ("messageId 2034072219640523072", "messageId 2034072219640523072"),
+        ("at 2026-04-02T07:00:41.500+0000", "at 2026-04-02T07:00:41.500+0000"),
+        ("the App started", "the App started"),
+    ],
+)
+def test_redact_masks_secrets_and_numbers(raw: str, masked: str) -> None:
+    assert redact(raw) == masked
+
+
+def test_log_records_are_redacted_in_args_tracebacks_and_extras(
+    app: Flask, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = logging.getLogger("app.tests")
+    log.warning("sent to %s with %s", "41793026727", {"Authorization": "App key-0123456789"})
+    try:
+        raise RuntimeError(f"POST /notify/ivr/{NOTIFY_TOKEN} failed for 385981112233")
+    except RuntimeError:
+        log.exception("report failed", extra={"url": f"http://x/notify/ivr/{NOTIFY_TOKEN}"})
+    output = capsys.readouterr().err
+    assert "*******6727" in output
+    assert "key-0123456789" not in output
+    assert NOTIFY_TOKEN not in output
+    assert "385981112233" not in output
+    assert "RuntimeError: POST /notify/ivr/*** failed for ********2233" in output
+    lines = [json.loads(line) for line in output.splitlines()]
+    assert lines[-1]["url"] == "http://x/notify/ivr/***"
+    assert lines[-1]["request_id"] == "-"
+
+
+def test_production_quiets_the_request_url_loggers(settings: Settings, make_app: Any) -> None:
+    make_app(settings, env="production")
+    assert logging.getLogger("httpx").level == logging.WARNING
+    assert logging.getLogger("werkzeug").level == logging.WARNING
+    make_app(settings)
+    assert logging.getLogger("httpx").level == logging.NOTSET
+
+
+@pytest.fixture
+def basic_simulator() -> Iterator[SimulatorServer]:
+    """A fake Infobip that takes HTTP Basic credentials."""
+    simulator = Simulator(username=USERNAME, password=PASSWORD, plan=ReportPlan(enabled=False))
+    with SimulatorServer(simulator) as server:
+        yield server
+    simulator.close()
+
+
+@pytest.fixture
+def everything_logged() -> Iterator[None]:
+    """Log at DEBUG, SQL statements and their parameters included, for one test."""
+    root, sql = logging.getLogger(), logging.getLogger("sqlalchemy.engine")
+    levels = root.level, sql.level
+    root.setLevel(logging.DEBUG)
+    sql.setLevel(logging.INFO)
+    yield
+    root.setLevel(levels[0])
+    sql.setLevel(levels[1])
+
+
+def launch_body() -> dict[str, Any]:
+    body = json.loads((DATA / "launch-request.json").read_text())
+    message = body["messages"][0]
+    del message["sendAt"]
+    message["destinations"][0]["messageId"] = FIRST
+    return body  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_launch_report_lookup_cycle_logs_no_secret(
+    log_format: str,
+    settings: Settings,
+    make_app: Any,
+    basic_simulator: SimulatorServer,
+    capsys: pytest.CaptureFixture[str],
+    everything_logged: None,
+) -> None:
+    settings = replace(
+        settings,
+        infobip_base_url=basic_simulator.url,
+        infobip_api_key=None,
+        infobip_username=USERNAME,
+        infobip_password=PASSWORD,
+        log_format=log_format,
+    )
+    app = make_app(settings)
+    token = make_token(app, "operator")
+    server = serve(app)
+    auth = {"Authorization": f"Bearer {token}"}
+    try:
+        with httpx.Client(base_url=server.url, headers=auth, timeout=30) as client:
+            launched = client.post("/api/v1/campaigns", json=launch_body())
+            assert launched.status_code == 201, launched.text
+            report = (DATA / "report-v2-answered.json").read_bytes()
+            notified = httpx.post(
+                f"{server.url}/notify/ivr/{NOTIFY_TOKEN}",
+                content=report,
+                headers={"Content-Type": "application/json"},
+            )
+            assert notified.json()["applied"] == 1, notified.text
+            looked_up = client.get(f"/api/v1/calls/{FIRST}")
+            assert looked_up.json()["outcome"] == "answered_human"
+            assert client.get("/api/v1/calls/41793026727").status_code == 404
+    finally:
+        server.stop()
+    output = capsys.readouterr().err
+    basic = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+    assert settings.secret_key is not None
+    for secret in (token, NOTIFY_TOKEN, PASSWORD, basic, settings.secret_key, *NUMBERS):
+        assert secret not in output, f"{secret!r} was logged"
+    assert "41793026727" not in output
+    assert "/notify/ivr/***" in output
+    assert "********2233" in output  # the numbers were logged, masked (SQL parameters)
+    lines = output.splitlines()
+    if log_format == "json":
+        records = [json.loads(line) for line in lines]
+        assert all("request_id" in record for record in records)
+        submitted = [r for r in records if r["logger"] == "app.submission"]
+        assert submitted
+        assert all(r["request_id"] != "-" for r in submitted)
+    else:
+        starts = [line for line in lines if TEXT_LINE.match(line)]
+        assert len(starts) > len(lines) / 2
+        assert any("app.submission [" in line and " [-] " not in line for line in starts)
