@@ -10,7 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Settings, load_settings, warn_about
 from app.db import make_engine, make_session_factory
-from app.logs import configure_logging
+from app.web.logs import configure_logging
 
 __all__ = ["create_app"]
 

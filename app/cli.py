@@ -13,8 +13,8 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
-import app.cli_lookups  # registers commands
-import app.cli_reports  # noqa: F401  (registers the reports commands)
+import app.commands.lookups  # registers the lookup commands
+import app.commands.reports  # noqa: F401  (registers the reports commands)
 from app.accounts import AccountError, create_token, create_user
 from app.campaigns import (
     LaunchConflict,
@@ -23,7 +23,7 @@ from app.campaigns import (
     get_campaign,
     prepare_resubmission,
 )
-from app.cli_groups import calls_group, campaigns_group, reports_group
+from app.commands.groups import calls_group, campaigns_group, reports_group
 from app.config import ConfigError
 from app.csv_launch import CsvLaunchError, read_csv_launch
 from app.db import utcnow

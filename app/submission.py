@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import metrics
 from app.campaigns import build_launch_body
 from app.db import utcnow
 from app.infobip import FailureKind, InfobipClient, ProviderError
@@ -104,7 +105,9 @@ def send_with_retries(client: InfobipClient, body: dict[str, Any], policy: Retry
     while True:
         attempt += 1
         try:
-            return Sent(client.launch(body), None, attempt)
+            with metrics.timed_infobip_call("launch"):
+                answer = client.launch(body)
+            return Sent(answer, None, attempt)
         except ProviderError as exc:
             wait = policy.delay(attempt, exc.retry_after)
             if exc.kind is not FailureKind.UNAVAILABLE or wait is None:

@@ -15,8 +15,8 @@ import pytest
 from flask import Flask
 
 from app.config import Settings
-from app.logs import redact
 from app.simulator import ReportPlan, Simulator, SimulatorServer
+from app.web.logs import redact
 from tests.conftest import DATA, NOTIFY_TOKEN, make_token, serve
 
 FIRST = "0f6c1d52-3b1e-4d55-9a34-2c1b7d9e0a11"

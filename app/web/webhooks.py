@@ -11,6 +11,7 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from app import metrics
 from app.calls import ItemResult, record_items, summarise
 from app.db import utcnow
 from app.ingest import record_batch
@@ -165,6 +166,8 @@ def receive(token: str) -> tuple[Response, int]:
                 raise refusal
             results = _record(body, content_type, items)
             session.commit()
+            metrics.count_report_results(results)
+            metrics.observe_report_delays(items, utcnow())
             break
         except OperationalError as exc:
             session.rollback()

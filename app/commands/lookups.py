@@ -11,7 +11,7 @@ import click
 from flask.cli import with_appcontext
 
 from app.campaigns import NotFound, get_campaign
-from app.cli_groups import calls_group, campaigns_group
+from app.commands.groups import calls_group, campaigns_group
 from app.db import utcnow
 from app.listings import find_campaigns
 from app.lookups import campaign_resource, find_call_detail

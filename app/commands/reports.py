@@ -10,7 +10,7 @@ from flask.cli import with_appcontext
 from sqlalchemy.orm import Session
 
 from app.calls import record_items, summarise
-from app.cli_groups import reports_group
+from app.commands.groups import reports_group
 from app.db import utcnow
 from app.infobip import ProviderError
 from app.models import EventSource, InboundReport
