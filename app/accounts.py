@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -17,9 +18,13 @@ from app.models import ApiToken, Role, User
 TOKEN_PREFIX = "ivr_"  # noqa: S105  (a visible prefix, not a secret)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,99}$")
 MIN_PASSWORD = 10
-# Compared against when the user does not exist, so a wrong name costs as much as
-# a wrong password.
-_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Hash compared against when the user does not exist (a wrong name costs as much as
+    a wrong password); made on first use, not at import, since hashing is slow on purpose."""
+    return generate_password_hash("not-a-real-password")
 
 
 class AccountError(ValueError):
@@ -88,6 +93,6 @@ def authenticate_user(session: Session, name: str, password: str) -> User | None
     """Return the user when name and password match, else None (same cost either way)."""
     user = session.scalar(select(User).where(User.name == name.strip()))
     if user is None or user.disabled:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return None
     return user if check_password_hash(user.password_hash, password) else None

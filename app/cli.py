@@ -280,7 +280,19 @@ def _create_app() -> Flask:
     return create_app()
 
 
-cli = FlaskGroup(
+class IvrdeskGroup(FlaskGroup):
+    """FlaskGroup that lists only its own commands, so `--help` needs no configuration."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Find one of the commands added to this group."""
+        return click.Group.get_command(self, ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """List the commands added to this group, without loading the app."""
+        return click.Group.list_commands(self, ctx)
+
+
+cli = IvrdeskGroup(
     name="ivrdesk", create_app=_create_app, add_default_commands=False, load_dotenv=False
 )
 for _command in COMMANDS:

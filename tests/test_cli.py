@@ -184,3 +184,11 @@ def test_flask_cli_has_the_same_commands(settings: Any) -> None:
     assert result.returncode == 0, result.stderr
     for command in ("db", "tokens", "users", "launch", "campaigns", "dispatch", "simulator"):
         assert f"  {command}" in result.stdout
+
+
+def test_console_script_help_needs_no_configuration() -> None:
+    result = ivrdesk("--help", env={"PATH": os.environ.get("PATH", "")})
+    assert result.returncode == 0
+    assert "Traceback" not in result.stderr
+    for command in ("launch", "dispatch", "reports", "calls", "campaigns"):
+        assert f"  {command}" in result.stdout
