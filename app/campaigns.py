@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -155,25 +156,31 @@ def _store_calls(
     now: datetime,
 ) -> None:
     not_before = now if asynchronous else now + SYNC_GRACE
-    rows = list(_call_rows(request))
-    batch_ids = add_batches(session, campaign, len(rows), batch_size, not_before, now=now)
-    values = [
-        {
-            "campaign_id": campaign.id,
-            "batch_id": batch_ids[position // batch_size],
-            "message_index": index,
-            "message_id": message_id,
-            "to_number": to,
-            "callback_data": callback_data,
-            "submit_state": SubmitState.QUEUED.value,
-            "outcome": "pending",
-            "created_at": now,
-            "updated_at": now,
-        }
-        for position, (index, message_id, to, callback_data) in enumerate(rows)
-    ]
-    for start in range(0, len(values), 5000):
-        session.execute(insert(Call), values[start : start + 5000])
+    total = request.destination_count
+    batch_ids = add_batches(session, campaign, total, batch_size, not_before, now=now)
+    rows = enumerate(_call_rows(request))
+    table = cast(Table, Call.__table__)
+    # Chunks of rows through Core: memory stays flat however large the campaign.
+    while chunk := list(itertools.islice(rows, 5000)):
+        session.connection().execute(
+            insert(table),
+            [
+                {
+                    "campaign_id": campaign.id,
+                    "batch_id": batch_ids[position // batch_size],
+                    "message_index": index,
+                    "message_id": message_id,
+                    "to_number": to,
+                    "callback_data": callback_data,
+                    "submit_state": SubmitState.QUEUED.value,
+                    "outcome": "pending",
+                    "status_final": False,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for position, (index, message_id, to, callback_data) in chunk
+            ],
+        )
 
 
 def add_batches(
@@ -207,9 +214,20 @@ def add_batches(
     return [batch.id for batch in batches]
 
 
+class Destined(Protocol):
+    """What building a request needs of a call."""
+
+    @property
+    def message_index(self) -> int: ...
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def to_number(self) -> str: ...
+
+
 def build_launch_body(
     campaign: Campaign,
-    calls: Iterable[Call],
+    calls: Iterable[Destined],
     *,
     notify_url: str,
     notify_content_type: str,

@@ -29,7 +29,7 @@ from app.csv_launch import CsvLaunchError, read_csv_launch
 from app.db import utcnow
 from app.dispatch import run_dispatcher
 from app.launch_request import LaunchValidationError, parse_launch
-from app.lookups import launch_answer, launch_status_code
+from app.lookups import count_submit_states, launch_status_code
 from app.migrate import upgrade
 from app.parked import rematch_campaign
 from app.submission import queued_batches, submit_batch
@@ -146,9 +146,10 @@ def _send_batches(submitter: Any, bulk_id: str, batch_ids: list[int]) -> int:
         for batch_id in bar:
             submit_batch(submitter, batch_id)
     with submitter.sessions() as session:
-        answer, states = launch_answer(session, get_campaign(session, bulk_id))
+        campaign = get_campaign(session, bulk_id)
+        states = count_submit_states(session, campaign.id)
     summary = ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
-    click.echo(f"campaign {bulk_id} ({answer['campaignId']}): {summary}")
+    click.echo(f"campaign {bulk_id} ({campaign.campaign_id}): {summary}")
     return 0 if launch_status_code(states) < 500 else 1
 
 

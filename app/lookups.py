@@ -201,6 +201,16 @@ def find_campaign_detail(session: Session, bulk_id: str) -> dict[str, Any]:
     return campaign_resource(session, get_campaign(session, bulk_id))
 
 
+def count_submit_states(session: Session, campaign_id: int) -> dict[str, int]:
+    """Count a campaign's calls by submit state."""
+    rows = session.execute(
+        select(Call.submit_state, func.count())
+        .where(Call.campaign_id == campaign_id)
+        .group_by(Call.submit_state)
+    )
+    return {state: count for state, count in rows}
+
+
 def launch_status_code(states: dict[str, int]) -> int:
     """Pick the HTTP status of a launch answer from its calls' submit states."""
     if states.get("accepted"):

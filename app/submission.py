@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, and_, case, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import metrics
@@ -56,6 +56,17 @@ class Sent:
     answer: dict[str, Any] | None
     error: ProviderError | None
     attempts: int
+
+
+@dataclass(frozen=True)
+class CallRef:
+    """The few columns of a call that sending it needs."""
+
+    id: int
+    message_index: int
+    message_id: str
+    to_number: str
+    callback_data: str | None
 
 
 @dataclass
@@ -130,10 +141,10 @@ def _int(value: Any) -> int | None:
         return None
 
 
-Judged = tuple[Call, str, dict[str, Any], str | None]
+Judged = tuple["CallRef", str, dict[str, Any], str | None]
 
 
-def judge_calls(calls: list[Call], sent: Sent, *, retry: bool) -> list[Judged]:
+def judge_calls(calls: list[CallRef], sent: Sent, *, retry: bool) -> list[Judged]:
     """Give each call its submit state, Infobip's status entry and a reason."""
     if sent.answer is None:
         assert sent.error is not None
@@ -164,12 +175,13 @@ def judge_calls(calls: list[Call], sent: Sent, *, retry: bool) -> list[Judged]:
 
 
 def record_sent(
-    session: Session, batch: Batch, calls: list[Call], sent: Sent, *, now: datetime
+    session: Session, batch: Batch, calls: list[CallRef], sent: Sent, *, now: datetime
 ) -> BatchResult:
     """Store every call's submit state and a submit event; mark the batch done."""
     judged = judge_calls(calls, sent, retry=batch.resubmission or sent.attempts > 1)
     result = BatchResult(batch.id)
-    state_rows, status_rows, events = [], [], []
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    events = []
     for call, state, raw, reason in judged:
         result.states[state] = result.states.get(state, 0) + 1
         status = Status(_int(raw.get("groupId")), _int(raw.get("id")), raw.get("name"))
@@ -181,19 +193,9 @@ def record_sent(
             "status_name": status.name,
             "status_description": raw.get("description"),
         }
-        state_rows.append(
-            {
-                "pk": call.id,
-                "state": state,
-                "reason": reason,
-                "new_outcome": outcome.value,
-                "now": now,
-            }
-        )
-        if raw:
-            status_rows.append(
-                {"pk": call.id, **status_fields, "final": is_final(status), "at": now}
-            )
+        key = (state, reason, outcome.value, is_final(status), bool(raw),
+               *status_fields.values())  # fmt: skip
+        groups.setdefault(key, []).append(call.id)
         events.append(
             {
                 "call_id": call.id,
@@ -211,9 +213,11 @@ def record_sent(
                 "duplicates": 0,
             }
         )
-    _write_states(session, state_rows, status_rows)
+    for key, ids in groups.items():
+        _write_state(session, key, ids, now)
+    connection = session.connection()
     for start in range(0, len(events), 5000):
-        session.execute(insert(CallEvent), events[start : start + 5000])
+        connection.execute(insert(cast(Table, CallEvent.__table__)), events[start : start + 5000])
     error = sent.error
     session.execute(
         update(Batch)
@@ -231,48 +235,38 @@ def record_sent(
     return result
 
 
-def _write_states(
-    session: Session, state_rows: list[dict[str, Any]], status_rows: list[dict[str, Any]]
-) -> None:
-    # Parameter keys must not be named like columns: Core adds those to the SET clause.
-    # A report may already have given the call a final status: the submit answer
-    # then changes only the submit state, never the status or the outcome.
-    connection = session.connection()
-    connection.execute(
-        update(Call.__table__)  # type: ignore[arg-type]
-        .where(Call.__table__.c.id == bindparam("pk"))
-        .values(
-            submit_state=bindparam("state"),
-            submit_error=bindparam("reason"),
-            updated_at=bindparam("now"),
+_STATUS_COLUMNS = (
+    "status_group_id", "status_group_name", "status_id", "status_name", "status_description",
+)  # fmt: skip
+
+
+def _write_state(session: Session, key: tuple[Any, ...], ids: list[int], now: datetime) -> None:
+    """One UPDATE for every call of a batch that got the same answer.
+
+    A report may already have given a call a final status: the submit answer then
+    changes only its submit state, never its status or outcome (the CASEs read the
+    row as it was before this statement).
+    """
+    state, reason, outcome, final, has_status, *status_values = key
+    table = cast(Table, Call.__table__)
+    not_final = table.c.status_final.is_(False)
+    values: dict[str, Any] = {
+        "submit_state": state,
+        "submit_error": reason,
+        "updated_at": now,
+        "outcome": case(
+            (and_(not_final, table.c.status_occurred_at.is_(None)), outcome),
+            else_=table.c.outcome,
         ),
-        state_rows,
-    )
-    table = Call.__table__
-    connection.execute(
-        update(table)  # type: ignore[arg-type]
-        .where(
-            table.c.id == bindparam("pk"),
-            table.c.status_final.is_(False),
-            table.c.status_occurred_at.is_(None),
-        )
-        .values(outcome=bindparam("new_outcome")),
-        state_rows,
-    )
-    if status_rows:
-        connection.execute(
-            update(table)  # type: ignore[arg-type]
-            .where(table.c.id == bindparam("pk"), table.c.status_final.is_(False))
-            .values(
-                status_group_id=bindparam("status_group_id"),
-                status_group_name=bindparam("status_group_name"),
-                status_id=bindparam("status_id"),
-                status_name=bindparam("status_name"),
-                status_description=bindparam("status_description"),
-                status_final=bindparam("final"),
-                status_occurred_at=bindparam("at"),
-            ),
-            status_rows,
+    }
+    if has_status:
+        for name, value in zip(_STATUS_COLUMNS, status_values, strict=True):
+            values[name] = case((not_final, value), else_=table.c[name])
+        values["status_final"] = case((not_final, final), else_=table.c.status_final)
+        values["status_occurred_at"] = case((not_final, now), else_=table.c.status_occurred_at)
+    for start in range(0, len(ids), 1000):
+        session.connection().execute(
+            update(table).where(table.c.id.in_(ids[start : start + 1000])).values(values)
         )
 
 
@@ -288,9 +282,16 @@ def submit_batch(
             session.commit()
         batch = session.get_one(Batch, batch_id)
         campaign = session.get_one(Campaign, batch.campaign_id)
-        calls = list(
-            session.scalars(select(Call).where(Call.batch_id == batch_id).order_by(Call.id))
-        )
+        calls = [
+            CallRef(*row)
+            for row in session.execute(
+                select(Call.id, Call.message_index, Call.message_id, Call.to_number,
+                       Call.callback_data)
+                .where(Call.batch_id == batch_id)
+                .order_by(Call.id)
+            )
+        ]  # fmt: skip
+
         body = build_launch_body(
             campaign,
             calls,
