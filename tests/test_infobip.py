@@ -7,7 +7,7 @@ import json
 import pytest
 
 from app.infobip import FailureKind, InfobipClient, ProviderError, describe_error
-from app.simulator import Faults, Simulator, SimulatorServer
+from app.simulator import Faults, ReportPlan, Simulator, SimulatorServer
 from tests.conftest import DATA
 
 
@@ -36,7 +36,9 @@ BODY = {"messages": [{"scenarioId": "S", "destinations": [{"to": "41793026727"}]
 
 
 def test_client_basic_auth_and_pull() -> None:
-    simulator = Simulator(api_key="key-1", username="ana", password="secret-pass")
+    simulator = Simulator(
+        api_key="key-1", username="ana", password="secret-pass", plan=ReportPlan(delay=3600)
+    )  # no report is due during the test, so none can be pulled yet
     with SimulatorServer(simulator) as server:
         with InfobipClient(base_url=server.url, username="ana", password="secret-pass") as client:
             answer = client.launch(BODY)
