@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: migrate an embedded SQLite database, start the fake Infobip, ivrdesk under
-# gunicorn and a dispatcher, and print a curl that launches a demo campaign. Ctrl-C stops all.
+# gunicorn and a dispatcher, launch a small demo campaign, and print the admin pages' login and
+# a curl that launches another campaign. Ctrl-C stops all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,12 +53,34 @@ done
 
 TOKEN=$("$BIN/ivrdesk" tokens create "demo-operator-$(date +%s)" --role operator | tail -n 1)
 
+# An admin user for the pages, with a password generated once and kept under instance/.
+if [ ! -s instance/admin_password ]; then
+  "$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(12))' > instance/admin_password
+  chmod 600 instance/admin_password
+fi
+if ! created=$("$BIN/ivrdesk" users create admin --role operator < instance/admin_password 2>&1); then
+  case "$created" in *"exists already"*) ;; *) echo "$created" >&2; exit 1 ;; esac
+fi
+
+# A demo campaign of 20 calls: the fake Infobip posts their reports within seconds.
+"$BIN/python" - "demo-$(date +%Y%m%d-%H%M%S)" > instance/demo-campaign.json <<'PY'
+import json, sys
+numbers = [{"to": f"417930267{n:02d}"} for n in range(20)]
+print(json.dumps({"bulkId": sys.argv[1], "name": "demo", "messages": [{
+    "scenarioId": "6298AA7707903A4ED680B436929681AD", "from": "41793026700",
+    "destinations": numbers, "callbackData": "demo"}]}))
+PY
+"$BIN/ivrdesk" launch instance/demo-campaign.json || echo "the demo campaign was not launched"
+
 cat <<MSG
 
 ivrdesk is running on http://127.0.0.1:${PORT} (fake Infobip on http://127.0.0.1:${SIMULATOR_PORT}).
 An operator token was created for you: ${TOKEN}
 
-Launch a demo campaign:
+Admin pages: http://127.0.0.1:${PORT}/admin/
+  user admin, password $(cat instance/admin_password)
+
+Launch another campaign:
 
 curl -sS -X POST http://127.0.0.1:${PORT}/api/v1/campaigns \\
   -H 'Authorization: Bearer ${TOKEN}' -H 'Content-Type: application/json' \\
