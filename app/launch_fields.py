@@ -82,6 +82,13 @@ def _report_version(value: int) -> int:
     return value
 
 
+def _not_blank(value: str) -> str:
+    """Return text that is more than whitespace unchanged (Infobip refuses a blank scenarioId)."""
+    if not value.strip():
+        raise PydanticCustomError("blank", "must not be blank")
+    return value
+
+
 def _distinct_days(days: list[str]) -> list[str]:
     """Return days unchanged when none repeats."""
     for index, day in enumerate(days):
@@ -182,7 +189,7 @@ class MessageFields(_Strict):
 
     model_config = ConfigDict(extra="allow")
 
-    scenario_id: Annotated[str, Field(min_length=1)]
+    scenario_id: Annotated[str, Field(min_length=1), AfterValidator(_not_blank)]
     from_: Sender | None = Field(default=None, alias="from")
     parameters: dict[str, ParameterValue] | None = None
     notify_url: NotifyUrl | None = None

@@ -1,5 +1,6 @@
 """Validate a launch body (DESIGN.md "Launching a campaign", step 1; INFOBIP.md §1); pure."""
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -219,10 +220,34 @@ def parse_launch(body: object, *, now: datetime) -> LaunchRequest:
         message = "has both messages and to: send either the messages form or the flat form"
         raise LaunchValidationError([Problem("", message)])
     found = _Findings(now)
+    found.problems.extend(_nul_problems(body))
     request = _parse_flat(body, found) if "to" in body else _parse_messages(body, found)
     if found.problems:
         raise LaunchValidationError(found.problems)
     return request
+
+
+def _nul_problems(body: dict[str, Any]) -> list[Problem]:
+    """Find NUL characters in any name or text: PostgreSQL cannot store them, Infobip has no use."""
+    problems: list[Problem] = []
+    if "\\u0000" not in json.dumps(body):  # the encoder in C: quick for 100,000 destinations
+        return problems
+    pending: list[tuple[str, object]] = [("", body)]  # a loop, not recursion: bodies nest deep
+    while pending:
+        path, value = pending.pop()
+        children: list[tuple[str, object]] = []
+        if isinstance(value, str) and "\x00" in value:
+            problems.append(Problem(path, "must not contain NUL characters"))
+        elif isinstance(value, dict):
+            for key, inner in value.items():
+                where = _join(path, key.replace("\x00", "\\u0000"))
+                if "\x00" in key:
+                    problems.append(Problem(where, "names must not contain NUL characters"))
+                children.append((where, inner))
+        elif isinstance(value, list):
+            children = [(f"{path}[{index}]", inner) for index, inner in enumerate(value)]
+        pending.extend(reversed(children))  # depth first, in document order
+    return problems
 
 
 def _parse_messages(body: dict[str, Any], found: _Findings) -> LaunchRequest:

@@ -49,6 +49,8 @@ def _text(args: Mapping[str, str], name: str) -> str | None:
         return None
     if len(value) > _MAX_TEXT:
         raise InvalidQuery(name, f"must be at most {_MAX_TEXT} characters")
+    if "\x00" in value:  # no stored text has one (PostgreSQL refuses it in a query, too)
+        raise InvalidQuery(name, "must not contain NUL characters")
     return value
 
 

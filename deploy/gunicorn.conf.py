@@ -36,9 +36,9 @@ access_log_format = os.environ.get(
     "GUNICORN_ACCESS_LOG_FORMAT",
     '%(h)s %({x-forwarded-for}i)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s" %({x-request-id}o)s',
 )
-# nginx in front terminates TLS and sets X-Forwarded-*; the app trusts them through
-# IVR_PROXY_HOPS (werkzeug ProxyFix), not through gunicorn.
-forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+# nginx in front terminates TLS and sets X-Forwarded-*; the app trusts them only through
+# IVR_PROXY_HOPS (werkzeug ProxyFix): gunicorn itself trusts no one's, not even loopback's.
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "")
 proc_name = "ivrdesk"
 # gunicorn >= 25.1 opens a control socket under $HOME unless told otherwise; systemd
 # and signals manage ivrdesk, and several instances on one host would share that path.

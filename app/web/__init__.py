@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.web import admin, api, errors, ops, security, webhooks
+from app.web import admin, api, docs, errors, ops, security, webhooks
 from app.web.state import close_db_session
 
 
@@ -13,6 +13,7 @@ def init_app(app: Flask) -> None:
     errors.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(docs.bp)
     admin.init_app(app, csrf_exempt=(api.bp, webhooks.bp))
     app.teardown_appcontext(close_db_session)
     ops.init_app(app)

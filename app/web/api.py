@@ -7,8 +7,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from app.campaigns import create_campaign, fingerprint, get_campaign
+from app.campaigns import NotFound, create_campaign, fingerprint, get_campaign
 from app.db import utcnow
+from app.launch_fields import id_problem
 from app.launch_request import Problem, parse_launch
 from app.listings import (
     find_calls,
@@ -38,6 +39,15 @@ bp = Blueprint("api", __name__)
 # The largest launch body accepted: 100,000 destinations with messageIds fit easily.
 MAX_LAUNCH_BYTES = 64 * 1024 * 1024
 _FAILURE_CODES = {502: "infobip_rejected", 503: "infobip_unavailable", 504: "infobip_timeout"}
+
+
+@bp.url_value_preprocessor
+def _refuse_impossible_ids(_endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """Answer 404 at once for an id no campaign or call can have (and the database refuses)."""
+    for name, kind in (("bulk_id", "campaign has bulkId"), ("message_id", "call has messageId")):
+        value = (values or {}).get(name)
+        if value is not None and id_problem(value) is not None:
+            raise NotFound(f"no {kind} {value!r}")
 
 
 def read_json_body(limit: int) -> Any:
