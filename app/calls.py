@@ -138,6 +138,9 @@ _LIMITS = _column_limits()
 
 def unstorable_value(values: dict[str, Any]) -> str | None:
     """Name a value its column cannot hold (SQLite would store it, PostgreSQL refuses)."""
+    for name, value in values.items():
+        if isinstance(value, str) and "\x00" in value:
+            return f"{name} contains a NUL character"
     for name, (kind, limit) in _LIMITS.items():
         value = values.get(name)
         if kind == "text" and isinstance(value, str) and len(value) > limit:

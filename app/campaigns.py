@@ -58,6 +58,8 @@ def fingerprint(body: Any) -> str:
 
 def get_campaign(session: Session, bulk_id: str) -> Campaign:
     """Return the campaign with this bulkId, or raise NotFound."""
+    if "\x00" in bulk_id:  # no bulkId holds one, and PostgreSQL refuses to compare it
+        raise NotFound(f"no campaign has bulkId {bulk_id!r}")
     campaign = session.scalar(select(Campaign).where(Campaign.bulk_id == bulk_id))
     if campaign is None:
         raise NotFound(f"no campaign has bulkId {bulk_id!r}")

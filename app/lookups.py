@@ -66,6 +66,8 @@ def call_cost(call: Call) -> float | None:
 
 def get_call(session: Session, message_id: str) -> Call:
     """Return the call with this messageId, or raise NotFound."""
+    if "\x00" in message_id:  # no messageId holds one, and PostgreSQL refuses to compare it
+        raise NotFound(f"no call has messageId {message_id!r}")
     call = session.scalar(select(Call).where(Call.message_id == message_id))
     if call is None:
         raise NotFound(f"no call has messageId {message_id!r}")

@@ -199,3 +199,25 @@ def test_notify_falls_back_to_item_by_item_when_the_database_refuses_one(
         assert session.scalar(select(func.count()).select_from(InboundReport)) == 1
         outcomes = session.execute(select(Call.outcome, func.count()).group_by(Call.outcome))
         assert dict(outcomes.all()) == {"busy": 4, "pending": 1}
+
+
+def test_notify_nul_characters_are_invalid_on_both_databases(
+    http: httpx.Client, live: LiveServer, app: Flask
+) -> None:
+    launch_seed(http)
+    result = {
+        "messageId": FIRST,
+        "callbackData": "a\u0000b",
+        "voiceCall": {"endTime": "2036-01-01T10:00:00.000+0000"},
+        "status": {"groupId": 2, "groupName": "UNDELIVERABLE", "id": 97, "name": "BUSY"},
+    }
+    answer = notify(live, json.dumps({"results": [result]}).encode(), JSON_TYPE).json()
+    assert answer["invalid"] == 1
+    assert answer["items"][0]["reason"] == "callback_data contains a NUL character"
+
+
+def test_ids_with_nul_are_not_found(
+    http: httpx.Client, live: LiveServer, app: Flask
+) -> None:
+    assert http.get("/api/v1/calls/a%00b").status_code == 404
+    assert http.get("/api/v1/campaigns/a%00b").status_code == 404
