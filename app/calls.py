@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +31,7 @@ DUPLICATE = "duplicate"
 UNMATCHED = "unmatched"
 INVALID = "invalid"
 _CAS_ATTEMPTS = 5
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ def dedupe_key(report: DeliveryReport) -> str:
         str(error.id if error else ""),
         report.occurred_at.isoformat() if report.occurred_at else "",
     ]
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    joined = "\x1f".join(parts).encode("utf-8", "surrogatepass")  # never fails: refused later
+    return hashlib.sha256(joined).hexdigest()
 
 
 def _status(report: DeliveryReport) -> Status | None:
@@ -141,6 +144,8 @@ def unstorable_value(values: dict[str, Any]) -> str | None:
     for name, value in values.items():
         if isinstance(value, str) and "\x00" in value:
             return f"{name} contains a NUL character"
+        if isinstance(value, str) and _SURROGATE.search(value):
+            return f"{name} contains unpaired surrogates (not valid Unicode)"
     for name, (kind, limit) in _LIMITS.items():
         value = values.get(name)
         if kind == "text" and isinstance(value, str) and len(value) > limit:

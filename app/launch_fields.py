@@ -189,7 +189,7 @@ class MessageFields(_Strict):
 
     model_config = ConfigDict(extra="allow")
 
-    scenario_id: Annotated[str, Field(min_length=1), AfterValidator(_not_blank)]
+    scenario_id: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_blank)]
     from_: Sender | None = Field(default=None, alias="from")
     parameters: dict[str, ParameterValue] | None = None
     notify_url: NotifyUrl | None = None

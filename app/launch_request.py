@@ -1,6 +1,7 @@
 """Validate a launch body (DESIGN.md "Launching a campaign", step 1; INFOBIP.md §1); pure."""
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -227,22 +228,38 @@ def parse_launch(body: object, *, now: datetime) -> LaunchRequest:
     return request
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(r"\\ud[89a-f][0-9a-f]{2}", re.IGNORECASE)
+
+
+def _text_problem(text: str) -> str | None:
+    """Say why a text cannot be stored or sent: NUL characters or unpaired surrogates."""
+    if "\x00" in text:
+        return "NUL characters"
+    if _SURROGATE.search(text):
+        return "unpaired surrogates (not valid Unicode)"
+    return None
+
+
 def _nul_problems(body: dict[str, Any]) -> list[Problem]:
-    """Find NUL characters in any name or text: PostgreSQL cannot store them, Infobip has no use."""
+    """Find NUL characters or lone surrogates in any name or text (neither database, nor
+    Infobip, can take them)."""
     problems: list[Problem] = []
-    if "\\u0000" not in json.dumps(body):  # the encoder in C: quick for 100,000 destinations
+    dumped = json.dumps(body)  # the encoder in C: quick for 100,000 destinations
+    if "\\u0000" not in dumped and not _ESCAPED_SURROGATE.search(dumped):
         return problems
     pending: list[tuple[str, object]] = [("", body)]  # a loop, not recursion: bodies nest deep
     while pending:
         path, value = pending.pop()
         children: list[tuple[str, object]] = []
-        if isinstance(value, str) and "\x00" in value:
-            problems.append(Problem(path, "must not contain NUL characters"))
+        if isinstance(value, str) and (problem := _text_problem(value)):
+            problems.append(Problem(path, f"must not contain {problem}"))
         elif isinstance(value, dict):
             for key, inner in value.items():
-                where = _join(path, key.replace("\x00", "\\u0000"))
-                if "\x00" in key:
-                    problems.append(Problem(where, "names must not contain NUL characters"))
+                shown = json.dumps(key)[1:-1] if _text_problem(key) else key
+                where = _join(path, shown)
+                if problem := _text_problem(key):
+                    problems.append(Problem(where, f"names must not contain {problem}"))
                 children.append((where, inner))
         elif isinstance(value, list):
             children = [(f"{path}[{index}]", inner) for index, inner in enumerate(value)]
