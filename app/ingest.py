@@ -4,8 +4,10 @@ The same rules as app/calls.py (DESIGN.md "Receiving delivery reports", steps 3-
 applied to all results of a POST at once so that the cost of a POST is a handful of
 statements whatever its size: lock the calls it names (in id order, so concurrent
 POSTs cannot deadlock), decide each result in memory in (messageId, key) order as a
-sequential replay would, insert the new events in one statement (a repeated key is
+sequential replay would, insert the new events in that order (a repeated key is
 skipped by the unique constraint and counted), then move the winning statuses.
+On PostgreSQL each of these is one set-based statement (app/ingest_sets.py); on
+SQLite, local and single-writer, plain statements and executemany.
 Any database error here is raised: the caller rolls back and falls back to
 calls.record_items, which isolates every item in its own savepoint.
 """
@@ -17,10 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
+from app import ingest_sets
 from app.calls import (
     APPLIED,
     DUPLICATE,
@@ -30,7 +33,6 @@ from app.calls import (
     Change,
     ItemResult,
     change_from_report,
-    dedupe_key,
     event_values,
     unstorable_value,
 )
@@ -41,6 +43,8 @@ from app.status import supersedes
 
 @dataclass
 class _State:
+    """A locked call as the results of this POST leave it, with the one that won."""
+
     id: int
     final: bool
     occurred_at: datetime | None
@@ -48,34 +52,57 @@ class _State:
 
 
 def _lock_calls(session: Session, message_ids: set[str]) -> dict[str, _State]:
-    query = (
-        select(Call.id, Call.message_id, Call.status_final, Call.status_occurred_at)
-        .where(Call.message_id.in_(message_ids))
-        .order_by(Call.id)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        # FOR NO KEY UPDATE, the lock an UPDATE of non-key columns takes: it does not
-        # block the foreign-key checks of events inserted for these calls elsewhere.
-        query = query.with_for_update(key_share=True)
-    return {row[1]: _State(row[0], row[2], row[3]) for row in session.execute(query)}
+    """Lock the calls these results name, in id order; return them by messageId."""
+    if not message_ids:
+        return {}
+    if _on_postgresql(session):
+        rows = ingest_sets.lock_calls(session, message_ids)
+    else:  # SQLite: the writer holds the whole database (BEGIN IMMEDIATE)
+        rows = list(session.execute(
+            select(Call.id, Call.message_id, Call.status_final, Call.status_occurred_at)
+            .where(Call.message_id.in_(message_ids))
+            .order_by(Call.id)
+        ))  # fmt: skip
+    return {row[1]: _State(row[0], row[2], row[3]) for row in rows}
+
+
+def _on_postgresql(session: Session) -> bool:
+    """Say whether the session runs on PostgreSQL (else SQLite)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _store(
+    session: Session,
+    rows: list[dict[str, Any]],
+    moves: list[dict[str, Any]],
+    inbound_report_id: int | None,
+    at: datetime,
+) -> set[str]:
+    """Insert the events, then move the statuses; return the keys inserted."""
+    if _on_postgresql(session):
+        # Events first: their foreign-key checks then find the calls as locked above,
+        # not as just updated by this transaction (which would lock each row again).
+        inserted = ingest_sets.insert_events(session, rows)
+        ingest_sets.move_statuses(session, moves)
+        return inserted
+    inserted = _insert_events(session, rows, inbound_report_id, at)
+    _move_statuses(session, moves)
+    return inserted
 
 
 def _insert_events(
     session: Session, rows: list[dict[str, Any]], inbound_report_id: int | None, at: datetime
 ) -> set[str]:
-    """Insert events, skipping keys already stored; return the keys that were inserted."""
+    """Insert events (SQLite), skipping keys already stored; return the keys inserted."""
     if not rows:
         return set()
-    dialect = session.get_bind().dialect.name
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    table = CallEvent.__table__
-    statement = module.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    table: Table = CallEvent.__table__  # type: ignore[assignment]
+    statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
     connection = session.connection()
     if len(rows) == 1 or inbound_report_id is None:
         returning = statement.returning(table.c.dedupe_key)
         return {key for row in rows for key in connection.execute(returning, row).scalars()}
-    # Many rows: a plain executemany (pipelined by psycopg) and one query for what it
-    # inserted, rather than one huge multi-row statement that must be parsed per POST.
+    # Many rows: a plain executemany and one query for what it inserted.
     connection.execute(statement, rows)
     inserted = select(table.c.dedupe_key).where(
         table.c.inbound_report_id == inbound_report_id, table.c.received_at == at
@@ -83,26 +110,35 @@ def _insert_events(
     return set(connection.execute(inserted).scalars())
 
 
-def _move_statuses(session: Session, states: dict[str, _State], now: datetime) -> None:
-    rows = [
-        {"pk": state.id, **state.winner.columns, "updated_at": now}
-        for state in states.values()
+def _moves(states: dict[str, _State], now: datetime) -> list[dict[str, Any]]:
+    """Return the status each call moves to (its winning result), in id order."""
+    return [
+        {"id": state.id, **state.winner.columns, "updated_at": now}
+        for state in sorted(states.values(), key=lambda state: state.id)
         if state.winner is not None
     ]
+
+
+def _move_statuses(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Set each call to its winning status (SQLite)."""
     if not rows:
         return
     table = Call.__table__
-    columns = [name for name in rows[0] if name != "pk"]
+    columns = [name for name in rows[0] if name != "id"]
     session.connection().execute(
         update(table)  # type: ignore[arg-type]
         .where(table.c.id == bindparam("pk"))
         .values({name: bindparam(name) for name in columns}),
-        rows,
+        [{**row, "pk": row["id"]} for row in rows],
     )
 
 
 def _count_duplicates(session: Session, counts: Counter[str]) -> None:
+    """Add each key's repeats to the duplicates of its stored event."""
     if not counts:
+        return
+    if _on_postgresql(session):
+        ingest_sets.count_duplicates(session, counts)
         return
     session.connection().execute(
         update(CallEvent.__table__)  # type: ignore[arg-type]
@@ -135,7 +171,7 @@ def record_batch(
         if too_long is not None:
             results.append(ItemResult(item.index, item.message_id, INVALID, too_long))
             continue
-        reports.append((dedupe_key(item), item, change, values))
+        reports.append((values["dedupe_key"], item, change, values))
     reports.sort(key=lambda entry: (entry[1].message_id, entry[0]))
     states = _lock_calls(session, {report.message_id for _, report, _, _ in reports})
     rows: list[dict[str, Any]] = []
@@ -158,8 +194,7 @@ def record_batch(
         values["applied"], values["reason"] = reason is None, reason
         decided[key] = reason
         rows.append(values)
-    inserted = _insert_events(session, rows, inbound_report_id, received_at)
-    _move_statuses(session, states, received_at)
+    inserted = _store(session, rows, _moves(states, received_at), inbound_report_id, received_at)
     stored_before = Counter({key: 1 for key in decided if key not in inserted})
     _count_duplicates(session, repeats + stored_before)
     seen: set[str] = set()

@@ -216,8 +216,6 @@ def test_notify_nul_characters_are_invalid_on_both_databases(
     assert answer["items"][0]["reason"] == "callback_data contains a NUL character"
 
 
-def test_ids_with_nul_are_not_found(
-    http: httpx.Client, live: LiveServer, app: Flask
-) -> None:
+def test_ids_with_nul_are_not_found(http: httpx.Client, live: LiveServer, app: Flask) -> None:
     assert http.get("/api/v1/calls/a%00b").status_code == 404
     assert http.get("/api/v1/campaigns/a%00b").status_code == 404

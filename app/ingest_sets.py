@@ -1,0 +1,246 @@
+"""The statements of app/ingest.py on PostgreSQL: each takes a whole set of rows at once.
+
+A 100-result POST costs the same few statements as a 1-result one: the calls are
+locked with `= ANY(array)`; the events, the status moves and the duplicate counts
+each travel as one JSON array of rows (each row an array of values in column order),
+which the statement unpacks with jsonb_array_elements, so the server parses and plans
+each statement once (psycopg prepares them) whatever the number of rows. Values keep
+their meaning through JSON: datetimes as ISO text with their offset (timestamptz),
+Decimals as text (numeric), JSON columns as their own JSON text, so that they are
+stored exactly as SQLAlchemy stores them (`null` included).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from functools import cache
+from operator import itemgetter
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Insert,
+    Integer,
+    Numeric,
+    Select,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    Update,
+    any_,
+    bindparam,
+    column,
+    func,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeEngine
+
+from app.models import Call, CallEvent
+
+_CALLS: Table = Call.__table__  # type: ignore[assignment]
+_EVENTS: Table = CallEvent.__table__  # type: ignore[assignment]
+# The event columns a report fills (all but the key and the submission's state).
+_EVENT_COLUMNS = tuple(c for c in _EVENTS.columns if c.name not in ("id", "submit_state"))
+# What a status move sets on the call (app.calls.change_from_report's columns), after its id.
+_MOVE_COLUMNS = tuple(
+    _CALLS.c[name]
+    for name in (
+        "id", "status_group_id", "status_group_name", "status_id", "status_name",
+        "status_description", "error_group_id", "error_group_name", "error_id", "error_name",
+        "error_description", "error_permanent", "duration", "charged_duration",
+        "price_per_second", "currency", "answered_by", "dtmf", "collected", "outcome",
+        "status_final", "status_occurred_at", "sent_at", "answered_at", "ended_at",
+        "updated_at",
+    )
+)  # fmt: skip
+_COUNT_COLUMNS = (Column("dedupe_key", Text()), Column("added", Integer()))
+
+
+def _sql_type(kind: TypeEngine[Any]) -> TypeEngine[Any] | None:
+    """Return the type a row's text is cast to for a column; None to keep the text."""
+    if isinstance(kind, TypeDecorator):
+        kind = kind.impl_instance
+    if isinstance(kind, String):
+        return None
+    if isinstance(kind, Numeric):
+        return Numeric()
+    if isinstance(kind, DateTime):
+        return DateTime(timezone=True)
+    if isinstance(kind, BigInteger | Integer | Boolean):
+        return kind
+    raise TypeError(f"no row type for {kind!r}")
+
+
+def _rows(param: str, name: str, columns: Sequence[Column[Any]]) -> Any:
+    """Return SELECT of the rows in :param, typed, with their order n (see _params)."""
+    elements = (
+        func.jsonb_array_elements(sa.cast(bindparam(param, type_=Text), JSONB))
+        .table_valued(column("value", JSONB), with_ordinality="n")
+        .render_derived(name=f"{name}_rows")
+    )
+    source: Any = elements
+    fields: list[ColumnElement[Any]] = []
+    position = 0  # of the column among those in the array of arrays
+    for col in columns:
+        if isinstance(col.type, JSON):
+            # json_array_elements gives back each element's text as it was sent.
+            documents = (
+                func.json_array_elements(sa.cast(bindparam(f"{param}_{col.name}", Text), JSON))
+                .table_valued(column("value", JSON), with_ordinality="n")
+                .render_derived(name=f"{name}_{col.name}")
+            )
+            source = source.join(documents, documents.c.n == elements.c.n)
+            fields.append(documents.c.value.label(col.name))
+            continue
+        text = elements.c.value.op("->>")(literal_column(str(position)))
+        position += 1
+        kind = _sql_type(col.type)
+        fields.append((text if kind is None else sa.cast(text, kind)).label(col.name))
+    return select(*fields, elements.c.n).select_from(source).subquery(name)
+
+
+@cache
+def _lock_statement() -> Select[Any]:
+    """Select the calls of some messageIds (:ids) FOR NO KEY UPDATE, in id order."""
+    ids = bindparam("ids", type_=ARRAY(Text))
+    return (
+        select(_CALLS.c.id, _CALLS.c.message_id, _CALLS.c.status_final,
+               _CALLS.c.status_occurred_at)
+        .where(_CALLS.c.message_id == any_(ids))
+        .order_by(_CALLS.c.id)
+        .with_for_update(key_share=True)
+    )  # fmt: skip
+
+
+@cache
+def _insert_statement() -> Insert:
+    """Insert the events of :events in their order, skip stored keys, return the new keys."""
+    rows = _rows("events", "r", _EVENT_COLUMNS)
+    names = [c.name for c in _EVENT_COLUMNS]
+    return (
+        insert(_EVENTS)
+        .from_select(names, select(*(rows.c[name] for name in names)).order_by(rows.c.n))
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(_EVENTS.c.dedupe_key)
+    )
+
+
+@cache
+def _move_statement() -> Update:
+    """Set each call of :moves to its row's status."""
+    rows = _rows("moves", "m", _MOVE_COLUMNS)
+    # The ids again, as an array: the calls are then found by their key, never scanned.
+    ids = bindparam("ids", type_=ARRAY(BigInteger))
+    return (
+        update(_CALLS)
+        .where(_CALLS.c.id == rows.c.id, _CALLS.c.id == any_(ids))
+        .values({c.name: rows.c[c.name] for c in _MOVE_COLUMNS[1:]})
+    )
+
+
+@cache
+def _duplicates_statement() -> Update:
+    """Add each count of :counts to the duplicates of the event with its key."""
+    rows = _rows("counts", "d", _COUNT_COLUMNS)
+    keys = bindparam("keys", type_=ARRAY(Text))  # as for the moves: found by key
+    return (
+        update(_EVENTS)
+        .where(_EVENTS.c.dedupe_key == rows.c.dedupe_key, _EVENTS.c.dedupe_key == any_(keys))
+        .values(duplicates=_EVENTS.c.duplicates + rows.c.added)
+    )
+
+
+class _Layout:
+    """How rows of some columns travel: plain values in one array of arrays, JSON apart."""
+
+    def __init__(self, columns: Sequence[Column[Any]]) -> None:
+        """Note where each kind of value goes."""
+        plain = [c for c in columns if not isinstance(c.type, JSON)]
+        self.values = itemgetter(*(c.name for c in plain))
+        kinds = [_sql_type(c.type) for c in plain]
+        self.moments = [i for i, kind in enumerate(kinds) if isinstance(kind, DateTime)]
+        self.numbers = [i for i, kind in enumerate(kinds) if isinstance(kind, Numeric)]
+        self.documents = [c.name for c in columns if isinstance(c.type, JSON)]
+
+
+def _params(param: str, rows: Sequence[dict[str, Any]], layout: _Layout) -> dict[str, str]:
+    """Return the parameters of _rows: rows as a JSON array of arrays, JSON columns apart.
+
+    Each JSON column is its own JSON array (parameter `<param>_<column>`), so that
+    every value is written out once, and stored as the very text written.
+    """
+    texts: dict[datetime, str] = {}  # the same few moments recur in every row
+    table = []
+    for row in rows:
+        values = list(layout.values(row))
+        for index in layout.moments:
+            moment = values[index]
+            if moment is not None:
+                text = texts.get(moment)
+                if text is None:
+                    if moment.tzinfo is None:
+                        raise ValueError("naive datetime given to a UTC column")
+                    text = texts[moment] = moment.isoformat()
+                values[index] = text
+        for index in layout.numbers:
+            if values[index] is not None:
+                values[index] = str(values[index])
+        table.append(values)
+    params = {param: json.dumps(table)}
+    for name in layout.documents:
+        params[f"{param}_{name}"] = json.dumps([row[name] for row in rows])
+    return params
+
+
+_EVENT_LAYOUT = _Layout(_EVENT_COLUMNS)
+_MOVE_LAYOUT = _Layout(_MOVE_COLUMNS)
+_COUNT_LAYOUT = _Layout(_COUNT_COLUMNS)
+
+
+def lock_calls(session: Session, message_ids: Iterable[str]) -> list[Any]:
+    """Lock the calls with these messageIds FOR NO KEY UPDATE, in id order; return their rows.
+
+    FOR NO KEY UPDATE is the lock an UPDATE of non-key columns takes: it does not
+    block the foreign-key checks of events inserted for these calls elsewhere.
+    """
+    return list(session.connection().execute(_lock_statement(), {"ids": list(message_ids)}))
+
+
+def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert events in the order given, skipping keys already stored; return the new keys."""
+    if not rows:
+        return set()
+    params = _params("events", rows, _EVENT_LAYOUT)
+    return set(session.connection().execute(_insert_statement(), params).scalars())
+
+
+def move_statuses(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Set each call (row["id"]) to the status of its row (after its events: see ingest.py)."""
+    if not rows:
+        return
+    params: dict[str, Any] = _params("moves", rows, _MOVE_LAYOUT)
+    params["ids"] = [row["id"] for row in rows]
+    session.connection().execute(_move_statement(), params)
+
+
+def count_duplicates(session: Session, counts: dict[str, int]) -> None:
+    """Add to the duplicates of stored events, in key order."""
+    keys = sorted(counts)
+    params: dict[str, Any] = _params(
+        "counts", [{"dedupe_key": key, "added": counts[key]} for key in keys], _COUNT_LAYOUT
+    )
+    params["keys"] = keys
+    session.connection().execute(_duplicates_statement(), params)
