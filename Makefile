@@ -35,4 +35,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/launch.py
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache .hypothesis
