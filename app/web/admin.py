@@ -29,7 +29,7 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from app.campaigns import NotFound, get_campaign
+from app.campaigns import NotFound
 from app.db import utcnow
 from app.listings import (
     find_calls,
@@ -40,7 +40,6 @@ from app.listings import (
 )
 from app.lookups import find_call_detail, find_campaign_detail
 from app.paging import InvalidQuery, read_limit
-from app.reporting import export_filename, iter_campaign_csv
 from app.search import search_calls
 from app.throttle import attempt_login
 from app.web.admin_format import FILTERS, OUTCOMES, STATUS_GROUPS
@@ -52,7 +51,8 @@ from app.web.admin_session import (
     safe_next,
     start_session,
 )
-from app.web.state import app_state, db_session
+from app.web.api import csv_export_response
+from app.web.state import db_session
 
 log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -172,12 +172,7 @@ def campaign(bulk_id: str) -> str:
 @bp.get("/campaigns/<bulk_id>/calls.csv")
 def export_campaign_calls(bulk_id: str) -> Response:
     """Stream a campaign's calls as spreadsheet-safe CSV (the API's exporter)."""
-    session = db_session()
-    get_campaign(session, bulk_id)  # a 404 comes before the stream starts
-    session.commit()  # end the read: SQLite holds its write lock until then
-    chunks = iter_campaign_csv(app_state().sessions, bulk_id)
-    disposition = f'attachment; filename="{export_filename(bulk_id)}"'
-    return Response(chunks, mimetype="text/csv", headers={"Content-Disposition": disposition})
+    return csv_export_response(bulk_id)
 
 
 @bp.get("/calls/<message_id>")

@@ -187,6 +187,11 @@ def list_campaign_calls(bulk_id: str) -> Response:
 @require_token(Role.VIEWER)
 def export_campaign_calls(bulk_id: str) -> Response:
     """Stream a campaign's calls as spreadsheet-safe CSV, in constant memory."""
+    return csv_export_response(bulk_id)
+
+
+def csv_export_response(bulk_id: str) -> Response:
+    """Answer with a campaign's calls as a streamed CSV download (API and admin pages)."""
     session = db_session()
     get_campaign(session, bulk_id)  # a 404 comes before the stream starts
     session.commit()  # end the read: SQLite holds its write lock until then
