@@ -5,7 +5,6 @@ DESIGN.md "Receiving delivery reports", step 5. Never commits.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -13,16 +12,6 @@ from sqlalchemy.orm import Session
 
 from app.calls import UNMATCHED, apply_change, change_from_event
 from app.models import Call, CallEvent, Campaign
-
-
-def find_parked(
-    session: Session, message_ids: Iterable[str] | None = None, *, limit: int = 1000
-) -> list[CallEvent]:
-    """Return parked events, oldest first; only for these messageIds when given."""
-    query = select(CallEvent).where(CallEvent.call_id.is_(None), CallEvent.reason == UNMATCHED)
-    if message_ids is not None:
-        query = query.where(CallEvent.message_id.in_(list(message_ids)))
-    return list(session.scalars(query.order_by(CallEvent.received_at, CallEvent.id).limit(limit)))
 
 
 def _apply_event(session: Session, event: CallEvent, now: datetime) -> bool:
