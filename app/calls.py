@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session
 from app.models import Call, CallEvent, EventSource
 from app.notify import DeliveryReport, InvalidItem, ParsedItem
 from app.status import Error, Status, derive_outcome, is_final, supersedes
+from app.text import has_nul, has_surrogate
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,6 @@ DUPLICATE = "duplicate"
 UNMATCHED = "unmatched"
 INVALID = "invalid"
 _CAS_ATTEMPTS = 5
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -142,9 +141,9 @@ _LIMITS = _column_limits()
 def unstorable_value(values: dict[str, Any]) -> str | None:
     """Name a value its column cannot hold (SQLite would store it, PostgreSQL refuses)."""
     for name, value in values.items():
-        if isinstance(value, str) and "\x00" in value:
+        if isinstance(value, str) and has_nul(value):
             return f"{name} contains a NUL character"
-        if isinstance(value, str) and _SURROGATE.search(value):
+        if isinstance(value, str) and has_surrogate(value):
             return f"{name} contains unpaired surrogates (not valid Unicode)"
     for name, (kind, limit) in _LIMITS.items():
         value = values.get(name)

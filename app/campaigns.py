@@ -15,6 +15,7 @@ from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.launch_fields import id_problem
 from app.launch_request import LaunchRequest, Problem
 from app.models import Batch, BatchState, Call, Campaign, SubmitState
 
@@ -58,7 +59,7 @@ def fingerprint(body: Any) -> str:
 
 def get_campaign(session: Session, bulk_id: str) -> Campaign:
     """Return the campaign with this bulkId, or raise NotFound."""
-    if "\x00" in bulk_id:  # no bulkId holds one, and PostgreSQL refuses to compare it
+    if id_problem(bulk_id) is not None:  # no campaign can have it; don't ask the database
         raise NotFound(f"no campaign has bulkId {bulk_id!r}")
     campaign = session.scalar(select(Campaign).where(Campaign.bulk_id == bulk_id))
     if campaign is None:

@@ -11,6 +11,7 @@ from pydantic_core import ErrorDetails
 
 from app.launch_fields import FlatLaunch, LaunchEnvelope, MessageFields, id_problem
 from app.numbers import normalise_number
+from app.text import has_nul, has_surrogate
 
 __all__ = [
     "MAX_DESTINATIONS",
@@ -228,15 +229,14 @@ def parse_launch(body: object, *, now: datetime) -> LaunchRequest:
     return request
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPED_SURROGATE = re.compile(r"\\ud[89a-f][0-9a-f]{2}", re.IGNORECASE)
 
 
 def _text_problem(text: str) -> str | None:
     """Say why a text cannot be stored or sent: NUL characters or unpaired surrogates."""
-    if "\x00" in text:
+    if has_nul(text):
         return "NUL characters"
-    if _SURROGATE.search(text):
+    if has_surrogate(text):
         return "unpaired surrogates (not valid Unicode)"
     return None
 

@@ -22,6 +22,7 @@ from app.models import Call, CallEvent, Campaign
 from app.numbers import normalise_number
 from app.paging import InvalidQuery, Page, decode_cursor, make_page
 from app.status import GROUP_NAMES, Outcome
+from app.text import has_nul
 
 CALLS = "calls"
 CAMPAIGN_CALLS = "campaign-calls"
@@ -49,7 +50,7 @@ def _text(args: Mapping[str, str], name: str) -> str | None:
         return None
     if len(value) > _MAX_TEXT:
         raise InvalidQuery(name, f"must be at most {_MAX_TEXT} characters")
-    if "\x00" in value:  # no stored text has one (PostgreSQL refuses it in a query, too)
+    if has_nul(value):  # no stored text has one (PostgreSQL refuses it in a query, too)
         raise InvalidQuery(name, "must not contain NUL characters")
     return value
 

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.campaigns import NotFound, get_campaign
+from app.launch_fields import id_problem
 from app.models import Call, CallEvent, Campaign
 from app.status import GROUP_NAMES
 
@@ -66,7 +67,7 @@ def call_cost(call: Call) -> float | None:
 
 def get_call(session: Session, message_id: str) -> Call:
     """Return the call with this messageId, or raise NotFound."""
-    if "\x00" in message_id:  # no messageId holds one, and PostgreSQL refuses to compare it
+    if id_problem(message_id) is not None:  # no call can have it; don't ask the database
         raise NotFound(f"no call has messageId {message_id!r}")
     call = session.scalar(select(Call).where(Call.message_id == message_id))
     if call is None:

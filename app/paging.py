@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -53,6 +53,11 @@ def read_limit(raw: str | None) -> int:
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise InvalidQuery("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
     return int(raw)
+
+
+def page_args(args: Mapping[str, str]) -> dict[str, Any]:
+    """Read `limit` and `cursor` from query arguments, as the list functions take them."""
+    return {"limit": read_limit(args.get("limit")), "cursor": args.get("cursor")}
 
 
 def _plain(value: Any) -> Any:

@@ -39,7 +39,7 @@ from app.listings import (
     read_call_filter,
 )
 from app.lookups import find_call_detail, find_campaign_detail
-from app.paging import InvalidQuery, read_limit
+from app.paging import InvalidQuery, page_args, read_limit
 from app.search import search_calls
 from app.throttle import attempt_login
 from app.web.admin_format import FILTERS, OUTCOMES, STATUS_GROUPS
@@ -149,7 +149,8 @@ def campaigns() -> str:
     """List campaigns, newest first, with their progress and outcomes."""
     args = request.args
     page = find_campaigns(
-        db_session(), limit=read_limit(args.get("limit")), cursor=args.get("cursor")
+        db_session(),
+        **page_args(args),
     )
     return render_template("campaigns.html", page=page, first=not args.get("cursor"))
 
@@ -163,8 +164,7 @@ def campaign(bulk_id: str) -> str:
         session,
         bulk_id,
         read_call_filter(args),
-        limit=read_limit(args.get("limit")),
-        cursor=args.get("cursor"),
+        **page_args(args),
     )
     return render_template("campaign.html", campaign=detail, calls=calls, args=args)
 
@@ -188,8 +188,7 @@ def calls() -> str:
     page = find_calls(
         db_session(),
         read_call_filter(args),
-        limit=read_limit(args.get("limit")),
-        cursor=args.get("cursor"),
+        **page_args(args),
     )
     return render_template("calls.html", page=page, args=args)
 
@@ -215,7 +214,8 @@ def unmatched() -> str:
     """List parked report results: reports whose messageId no call has (yet)."""
     args = request.args
     page = find_unmatched(
-        db_session(), limit=read_limit(args.get("limit")), cursor=args.get("cursor")
+        db_session(),
+        **page_args(args),
     )
     return render_template("unmatched.html", page=page, first=not args.get("cursor"))
 

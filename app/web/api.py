@@ -7,9 +7,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from app.campaigns import NotFound, create_campaign, fingerprint, get_campaign
+from app.campaigns import create_campaign, fingerprint, get_campaign
 from app.db import utcnow
-from app.launch_fields import id_problem
 from app.launch_request import Problem, parse_launch
 from app.listings import (
     find_calls,
@@ -26,7 +25,7 @@ from app.lookups import (
     launch_status_code,
 )
 from app.models import Role
-from app.paging import InvalidQuery, read_limit
+from app.paging import InvalidQuery, page_args
 from app.parked import rematch_campaign
 from app.reporting import export_filename, iter_campaign_csv
 from app.submission import submit_campaign
@@ -41,15 +40,6 @@ MAX_LAUNCH_BYTES = 64 * 1024 * 1024
 # Python refuses to read integers longer than 4300 digits; no launch field needs 40.
 MAX_INT_DIGITS = 4000
 _FAILURE_CODES = {502: "infobip_rejected", 503: "infobip_unavailable", 504: "infobip_timeout"}
-
-
-@bp.url_value_preprocessor
-def _refuse_impossible_ids(_endpoint: str | None, values: dict[str, Any] | None) -> None:
-    """Answer 404 at once for an id no campaign or call can have (and the database refuses)."""
-    for name, kind in (("bulk_id", "campaign has bulkId"), ("message_id", "call has messageId")):
-        value = (values or {}).get(name)
-        if value is not None and id_problem(value) is not None:
-            raise NotFound(f"no {kind} {value!r}")
 
 
 def _parse_int(digits: str) -> int | str:
@@ -152,8 +142,7 @@ def list_calls() -> Response:
     page = find_calls(
         db_session(),
         read_call_filter(args),
-        limit=read_limit(args.get("limit")),
-        cursor=args.get("cursor"),
+        **page_args(args),
     )
     return jsonify(page.as_json())
 
@@ -163,8 +152,7 @@ def list_calls() -> Response:
 def list_campaigns() -> Response:
     """Return campaigns, newest first, with their counts."""
     args = request.args
-    limit = read_limit(args.get("limit"))
-    page = find_campaigns(db_session(), limit=limit, cursor=args.get("cursor"))
+    page = find_campaigns(db_session(), **page_args(args))
     return jsonify(page.as_json())
 
 
@@ -177,8 +165,7 @@ def list_campaign_calls(bulk_id: str) -> Response:
         db_session(),
         bulk_id,
         read_call_filter(args),
-        limit=read_limit(args.get("limit")),
-        cursor=args.get("cursor"),
+        **page_args(args),
     )
     return jsonify(page.as_json())
 
@@ -205,6 +192,5 @@ def csv_export_response(bulk_id: str) -> Response:
 def list_unmatched() -> Response:
     """Return parked report results (no call has their messageId yet), newest first."""
     args = request.args
-    limit = read_limit(args.get("limit"))
-    page = find_unmatched(db_session(), limit=limit, cursor=args.get("cursor"))
+    page = find_unmatched(db_session(), **page_args(args))
     return jsonify(page.as_json())
