@@ -123,6 +123,7 @@ def _detail_columns(report: DeliveryReport) -> dict[str, Any]:
 
 
 def _column_limits() -> dict[str, tuple[str, Decimal]]:
+    """Text columns: their length; number columns: the first magnitude they cannot hold."""
     limits: dict[str, tuple[str, Decimal]] = {}
     for column in CallEvent.__table__.columns:
         kind = column.type
@@ -140,17 +141,20 @@ _LIMITS = _column_limits()
 
 def unstorable_value(values: dict[str, Any]) -> str | None:
     """Name a value its column cannot hold (SQLite would store it, PostgreSQL refuses)."""
-    for name, value in values.items():
-        if isinstance(value, str) and has_nul(value):
+    texts = [(name, value) for name, value in values.items() if isinstance(value, str)]
+    for name, value in texts:
+        if has_nul(value):
             return f"{name} contains a NUL character"
-        if isinstance(value, str) and has_surrogate(value):
+        if has_surrogate(value):
             return f"{name} contains unpaired surrogates (not valid Unicode)"
     for name, (kind, limit) in _LIMITS.items():
-        value = values.get(name)
-        if kind == "text" and isinstance(value, str) and len(value) > limit:
+        stored = values.get(name)
+        if stored is None:
+            continue
+        if kind == "text" and isinstance(stored, str) and len(stored) > limit:
             return f"{name} is longer than {int(limit)} characters"
-        if kind == "number" and isinstance(value, int | Decimal) and abs(Decimal(value)) >= limit:
-            return f"{name} is out of range: {value}"
+        if kind == "number" and isinstance(stored, int | Decimal) and abs(Decimal(stored)) >= limit:
+            return f"{name} is out of range: {stored}"
     return None
 
 

@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,7 @@ def users_create(name: str, role: str) -> None:
         click.echo(f"created {user.role} user {user.name!r}")
 
 
-def _launch(body: Any) -> int:
+def _launch(body: Any, parallel: int) -> int:
     state = _state()
     if state.settings.launch_missing:
         missing = ", ".join(state.settings.launch_missing)
@@ -138,13 +139,29 @@ def _launch(body: Any) -> int:
         if not created.created:
             click.echo(f"campaign {campaign.bulk_id} exists already with this body; nothing sent")
         batch_ids = queued_batches(session, campaign.id)
-    return _send_batches(submitter, campaign.bulk_id, batch_ids)
+    return _send_batches(submitter, campaign.bulk_id, batch_ids, parallel)
 
 
-def _send_batches(submitter: Any, bulk_id: str, batch_ids: list[int]) -> int:
-    with click.progressbar(batch_ids, label=f"sending {bulk_id}", file=sys.stderr) as bar:
-        for batch_id in bar:
-            submit_batch(submitter, batch_id)
+PARALLEL = click.option(
+    "--parallel",
+    type=click.IntRange(1, 16),
+    default=4,
+    show_default=True,
+    help="batches in flight to Infobip at once",
+)
+
+
+def _send_batches(submitter: Any, bulk_id: str, batch_ids: list[int], parallel: int) -> int:
+    # Several batches in flight: while one waits for Infobip, another is stored or
+    # built. Each claims its batch first, so nothing is ever sent twice.
+    with (
+        click.progressbar(length=len(batch_ids), label=f"sending {bulk_id}",
+                          file=sys.stderr) as bar,
+        ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="send") as pool,
+    ):  # fmt: skip
+        for future in as_completed(pool.submit(submit_batch, submitter, b) for b in batch_ids):
+            future.result()
+            bar.update(1)
     with submitter.sessions() as session:
         campaign = get_campaign(session, bulk_id)
         states = count_submit_states(session, campaign.id)
@@ -163,6 +180,7 @@ def _send_batches(submitter: Any, bulk_id: str, batch_ids: list[int]) -> int:
 @click.option("--callback-data", help="callbackData for every call (with --csv)")
 @click.option("--bulk-id", help="bulkId (with --csv; default: a new one)")
 @click.option("--name", help="campaign name (with --csv)")
+@PARALLEL
 @with_appcontext
 def launch_command(
     file: Path | None,
@@ -172,6 +190,7 @@ def launch_command(
     callback_data: str | None,
     bulk_id: str | None,
     name: str | None,
+    parallel: int,
 ) -> None:
     """Launch a campaign from a JSON request body, or from a CSV of numbers."""
     if (file is None) == (csv_file is None):
@@ -196,13 +215,14 @@ def launch_command(
             )
         except CsvLaunchError as exc:
             raise click.ClickException(str(exc)) from exc
-    sys.exit(_launch(body))
+    sys.exit(_launch(body, parallel))
 
 
 @campaigns_group.command("resubmit")
 @click.argument("bulk_id")
+@PARALLEL
 @with_appcontext
-def campaigns_resubmit(bulk_id: str) -> None:
+def campaigns_resubmit(bulk_id: str, parallel: int) -> None:
     """Send a campaign's queued, failed and unknown calls again, reusing their messageIds."""
     state = _state()
     if state.settings.launch_missing:
@@ -220,7 +240,7 @@ def campaigns_resubmit(bulk_id: str) -> None:
         session.commit()
         batch_ids = queued_batches(session, campaign.id)
     click.echo(f"{requeued} call(s) queued again; {len(batch_ids)} batch(es) to send")
-    sys.exit(_send_batches(state.submitter("cli"), bulk_id, batch_ids))
+    sys.exit(_send_batches(state.submitter("cli"), bulk_id, batch_ids, parallel))
 
 
 @click.command("dispatch")

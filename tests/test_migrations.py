@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
-from app.db import Base
+from app.db import Base, make_engine
 from app.migrate import current_revision, downgrade, head_revision, upgrade
 
 
@@ -32,6 +32,18 @@ def test_migrations_constraints_are_named(engine: Engine) -> None:
         "ix_calls_callback_data",
         "ix_calls_campaign_id_outcome",
     } <= indexes
+
+
+def test_calls_pages_keep_room_for_hot_updates_on_postgresql(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    try:
+        with engine.connect() as connection:
+            options = connection.execute(
+                text("SELECT reloptions FROM pg_class WHERE relname = 'calls'")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert options == ["fillfactor=70"]
 
 
 def test_migrations_downgrade_and_upgrade_again(engine: Engine) -> None:
