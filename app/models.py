@@ -127,8 +127,8 @@ class Call(Base):
     __table_args__ = (
         _enum_check("submit_state", "submit_state", SubmitState),
         Index("ix_calls_campaign_id_outcome", "campaign_id", "outcome"),
-        Index("ix_calls_to_number", "to_number"),
-        Index("ix_calls_callback_data", "callback_data"),
+        Index("ix_calls_to_number_id", "to_number", "id"),
+        Index("ix_calls_callback_data_id", "callback_data", "id"),
         Index("ix_calls_batch_id", "batch_id"),
         Index("ix_calls_campaign_id_id", "campaign_id", "id"),
     )

@@ -21,6 +21,7 @@ from sqlalchemy.sql.expression import TableClause
 
 from app.db import UTCDateTime
 from app.lookups import iso
+from app.models import Call
 
 REPORT_CALLS = "report_calls"
 REPORT_CAMPAIGN_SUMMARY = "report_campaign_summary"
@@ -166,15 +167,24 @@ def daily_outcomes(session: Session, since: date | None = None) -> list[dict[str
 
 
 def campaign_export_chunk(
-    session: Session, bulk_id: str, after_call_id: int, size: int = CSV_CHUNK
+    session: Session, campaign_id: int, after_call_id: int, size: int = CSV_CHUNK
 ) -> list[tuple[int, tuple[Any, ...]]]:
-    """Return the next export rows of a campaign after a call id, as (call id, CSV values)."""
+    """Return the next export rows of a campaign after a call id, as (call id, CSV values).
+
+    The chunk's calls are picked on calls (campaign_id, id), an index range whatever
+    the table holds besides; the view gives their columns.
+    """
     view = report_calls
+    chunk = (
+        select(Call.id)
+        .where(Call.campaign_id == campaign_id, Call.id > after_call_id)
+        .order_by(Call.id)
+        .limit(size)
+    )
     rows = session.execute(
         select(view.c.call_id, *[view.c[name] for name in CSV_COLUMNS])
-        .where(view.c.bulk_id == bulk_id, view.c.call_id > after_call_id)
+        .where(view.c.call_id.in_(chunk))
         .order_by(view.c.call_id)
-        .limit(size)
     )
     return [(row[0], tuple(row[1:])) for row in rows]
 
@@ -203,7 +213,7 @@ def csv_text(rows: Iterable[Sequence[Any]]) -> str:
 
 
 def iter_campaign_csv(
-    sessions: Callable[[], Session], bulk_id: str, chunk: int = CSV_CHUNK
+    sessions: Callable[[], Session], campaign_id: int, chunk: int = CSV_CHUNK
 ) -> Iterator[str]:
     """Yield a campaign's export as CSV text, chunk by chunk, in constant memory.
 
@@ -216,7 +226,7 @@ def iter_campaign_csv(
     after = 0
     while True:
         with sessions() as session:
-            rows = campaign_export_chunk(session, bulk_id, after, chunk)
+            rows = campaign_export_chunk(session, campaign_id, after, chunk)
             session.commit()
         if not rows:
             return

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 from flask import Flask
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 
-from app.campaigns import create_campaign, fingerprint
+from app.campaigns import create_campaign, fingerprint, get_campaign
 from app.db import utcnow
 from app.launch_request import parse_launch
 from app.models import Call, Campaign
@@ -379,10 +379,17 @@ def test_lookup_csv_streams_a_large_campaign(
 
 
 def test_lookup_csv_reads_in_chunks(app: Flask) -> None:
+    seed_large_campaign(app, "before", 5)
     seed_large_campaign(app, "chunks", 7)
-    pieces = list(iter_campaign_csv(state(app).sessions, "chunks", chunk=3))
-    assert len(pieces) == 4  # the header, then 3 + 3 + 1 rows
+    seed_large_campaign(app, "after", 5)
+    with db(app) as session:
+        campaign_id = get_campaign(session, "chunks").id
+        ours = set(session.scalars(select(Call.message_id).where(Call.campaign_id == campaign_id)))
+    pieces = list(iter_campaign_csv(state(app).sessions, campaign_id, chunk=3))
+    assert len(pieces) == 4  # the header, then 3 + 3 + 1 rows, none of the other campaigns
     assert [piece.count("\r\n") for piece in pieces] == [1, 3, 3, 1]
+    exported = {line.split(",")[0] for piece in pieces[1:] for line in piece.splitlines()}
+    assert exported == ours
 
 
 # Parked results

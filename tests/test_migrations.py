@@ -28,8 +28,8 @@ def test_migrations_constraints_are_named(engine: Engine) -> None:
     assert "uq_calls_message_id" in uniques
     indexes = {i["name"] for i in inspector.get_indexes("calls")}
     assert {
-        "ix_calls_to_number",
-        "ix_calls_callback_data",
+        "ix_calls_to_number_id",
+        "ix_calls_callback_data_id",
         "ix_calls_campaign_id_outcome",
     } <= indexes
 
