@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from app.models import Call, CallEvent, EventSource
 from app.notify import DeliveryReport, InvalidItem, ParsedItem
 from app.status import Error, Status, derive_outcome, is_final, supersedes
-from app.text import has_nul, has_surrogate
+from app.text import has_nul, has_surrogate, has_unstorable_character
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +141,13 @@ _LIMITS = _column_limits()
 
 def unstorable_value(values: dict[str, Any]) -> str | None:
     """Name a value its column cannot hold (SQLite would store it, PostgreSQL refuses)."""
-    texts = [(name, value) for name, value in values.items() if isinstance(value, str)]
-    for name, value in texts:
-        if has_nul(value):
-            return f"{name} contains a NUL character"
-        if has_surrogate(value):
-            return f"{name} contains unpaired surrogates (not valid Unicode)"
+    texts = [value for value in values.values() if isinstance(value, str)]
+    if has_unstorable_character("".join(texts)):  # rare: find which value, and why
+        for name, value in values.items():
+            if isinstance(value, str) and has_nul(value):
+                return f"{name} contains a NUL character"
+            if isinstance(value, str) and has_surrogate(value):
+                return f"{name} contains unpaired surrogates (not valid Unicode)"
     for name, (kind, limit) in _LIMITS.items():
         stored = values.get(name)
         if stored is None:
@@ -268,13 +269,12 @@ def event_values(
     source: EventSource,
 ) -> dict[str, Any]:
     """Build the call_events row of a report (not yet matched, not yet applied)."""
-    return {
+    values = {
         "call_id": None,
         "message_id": report.message_id,
         "inbound_report_id": inbound_report_id,
         "source": source.value,
-        **{k: v for k, v in change.columns.items() if not k.startswith("status_")},
-        **_status_columns(report),
+        **change.columns,  # the status, error and detail columns the call takes on
         "occurred_at": report.occurred_at,
         "occurred_at_text": report.occurred_at_text,
         "received_at": received_at,
@@ -285,6 +285,8 @@ def event_values(
         "dedupe_key": dedupe_key(report),
         "duplicates": 0,
     }
+    del values["status_final"], values["status_occurred_at"]  # the call's own columns
+    return values
 
 
 def record_report(

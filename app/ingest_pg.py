@@ -10,15 +10,12 @@ Only when the status did not move does a second query find out why. Never commit
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from functools import cache
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, TextClause, select, text, update
+from sqlalchemy import Select, Table, and_, bindparam, exists, false, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.calls import (
@@ -31,18 +28,18 @@ from app.calls import (
     event_values,
     unstorable_value,
 )
-from app.ingest_sets import count_duplicates
-from app.models import Call, CallEvent, EventSource
+from app.models import Call, CallEvent, EventSource, InboundReport
 from app.notify import DeliveryReport
 from app.status import supersedes
 
 _CALLS = cast(Table, Call.__table__)
 _EVENTS = cast(Table, CallEvent.__table__)
-# The event's own columns travel as one JSON object (`:event`, expanded by
-# json_populate_record on the server): one parameter to adapt instead of forty, which
-# is most of the client's cost of the statement. The call takes the shared ones.
+_INBOUND = cast(Table, InboundReport.__table__)
+# Bound once each (psycopg caches the statement only below 50 parameters): the event's
+# columns, of which the call takes the shared ones, plus the call's own two. Parameter
+# names carry a prefix: Core would add a key named like a column to the SET clause.
 _EVENT_COLUMNS = [
-    c.name for c in _EVENTS.columns
+    c for c in _EVENTS.columns
     if c.name not in ("id", "call_id", "applied", "inbound_report_id", "submit_state",
                       "reason", "duplicates")
 ]  # fmt: skip
@@ -54,135 +51,99 @@ _SHARED_COLUMNS = [
 ]  # fmt: skip
 
 
-# DESIGN.md step 4 per row of `ev` (its `final` says whether the new status is final):
-# a final status replaces a non-final one, a non-final never replaces a final one,
-# otherwise the later time wins and a missing or equal time keeps the current status.
-_PRECEDENCE = """
-    CASE WHEN ev.final THEN NOT calls.status_final OR {later}
-         ELSE NOT calls.status_final AND {later} END
-""".format(
-    later="(ev.occurred_at IS NOT NULL AND (calls.status_occurred_at IS NULL"
-    " OR calls.status_occurred_at < ev.occurred_at))"
-)
+def _precedence(final: bool, timed: bool) -> Any:
+    """DESIGN.md step 4 as a condition on the call's row (the new status is final/timed)."""
+    later = and_(
+        bindparam("p_occurred_at", type_=_CALLS.c.status_occurred_at.type).is_not(None),
+        or_(
+            _CALLS.c.status_occurred_at.is_(None),
+            _CALLS.c.status_occurred_at < bindparam("p_occurred_at"),
+        ),
+    ) if timed else false()  # fmt: skip
+    if final:
+        return or_(_CALLS.c.status_final.is_(False), later)
+    return and_(_CALLS.c.status_final.is_(False), later)
 
 
 @cache
-def _statement() -> TextClause:
-    shared = ", ".join(_SHARED_COLUMNS)
-    from_event = ", ".join(f"ev.{name}" for name in _SHARED_COLUMNS)
-    columns = ", ".join(_EVENT_COLUMNS)
-    from_row = ", ".join(f"ev.{name}" for name in _EVENT_COLUMNS)
-    # `ev`: one row per report (position, final flag and the event's columns); the
-    # bodies, their media types and the messageIds come as arrays in the same order
-    # (the messageIds again so that the calls are found through their index: the
-    # planner cannot see how few rows the JSON holds). Calls are locked
-    # in id order and events inserted in (messageId, key) order, as app/ingest.py does,
-    # so concurrent statements cannot deadlock. The messageIds of one call are distinct.
-    return text(f"""
-        WITH doc AS (
-            SELECT value AS j, ordinality AS pos
-            FROM json_array_elements(CAST(:events AS json)) WITH ORDINALITY
-        ), ev AS (
-            SELECT doc.pos, (doc.j ->> 'final')::boolean AS final, r.*
-            FROM doc, json_populate_record(NULL::call_events, doc.j) AS r
-        ), inbound AS (
-            INSERT INTO inbound_reports (received_at, content_type, peer, body, size, items)
-            SELECT ev.received_at, (CAST(:content_types AS text[]))[ev.pos],
-                   (CAST(:peers AS text[]))[ev.pos], (CAST(:bodies AS bytea[]))[ev.pos],
-                   length((CAST(:bodies AS bytea[]))[ev.pos]), 1
-            FROM ev ORDER BY ev.pos
-            RETURNING id
-        ), inbound_ids AS (
-            SELECT id, row_number() OVER (ORDER BY id) AS pos FROM inbound
-        ), locked AS (
-            SELECT calls.id FROM calls
-            WHERE calls.message_id = ANY (CAST(:message_ids AS text[]))
-            ORDER BY calls.id FOR NO KEY UPDATE
-        ), moved AS (
-            UPDATE calls SET ({shared}, status_final, status_occurred_at, updated_at) =
-                ({from_event}, ev.final, ev.occurred_at, ev.received_at)
-            FROM ev
-            WHERE calls.message_id = ANY (CAST(:message_ids AS text[]))
-              AND calls.message_id = ev.message_id
-              AND calls.id IN (SELECT id FROM locked) AND {_PRECEDENCE}
-            RETURNING calls.id, calls.message_id
-        ), event AS (
-            INSERT INTO call_events ({columns}, call_id, applied, inbound_report_id, duplicates)
-            SELECT {from_row}, moved.id, moved.id IS NOT NULL, inbound_ids.id, 0
-            FROM ev JOIN inbound_ids USING (pos) LEFT JOIN moved USING (message_id)
-            ORDER BY ev.message_id, ev.dedupe_key
-            ON CONFLICT (dedupe_key) DO NOTHING
-            RETURNING id, dedupe_key
+def _statement(final: bool, timed: bool) -> Select[Any]:
+    inbound = (
+        insert(_INBOUND)
+        .values(
+            received_at=bindparam("p_received_at"),
+            content_type=bindparam("i_content_type"),
+            peer=bindparam("i_peer"),
+            body=bindparam("i_body"),
+            size=bindparam("i_size"),
+            items=1,
         )
-        SELECT ev.pos, moved.id, event.id
-        FROM ev LEFT JOIN moved USING (message_id) LEFT JOIN event USING (dedupe_key)
-        ORDER BY ev.pos
-    """)  # noqa: S608 (only column names of our own tables are formatted in)
+        .returning(_INBOUND.c.id)
+        .cte("inbound")
+    )
+    moved = (
+        update(_CALLS)
+        .where(_CALLS.c.message_id == bindparam("p_message_id"), _precedence(final, timed))
+        .values(
+            {
+                **{name: bindparam(f"p_{name}") for name in _SHARED_COLUMNS},
+                "status_final": bindparam("p_status_final"),
+                "status_occurred_at": bindparam("p_occurred_at"),
+                "updated_at": bindparam("p_received_at"),
+            }
+        )
+        .returning(_CALLS.c.id)
+        .cte("moved")
+    )
+    values = select(
+        *(bindparam(f"p_{c.name}", type_=c.type) for c in _EVENT_COLUMNS),
+        select(moved.c.id).scalar_subquery(),
+        exists(select(moved.c.id)),
+        select(inbound.c.id).scalar_subquery(),
+    )
+    names = [c.name for c in _EVENT_COLUMNS] + ["call_id", "applied", "inbound_report_id"]
+    event = (
+        insert(_EVENTS)
+        .from_select(names, values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(_EVENTS.c.id)
+        .cte("event")
+    )
+    return select(
+        select(inbound.c.id).scalar_subquery(),
+        select(moved.c.id).scalar_subquery(),
+        select(event.c.id).scalar_subquery(),
+    )
 
 
-def _json_value(value: object) -> str:
-    """Write what json cannot: datetimes (ISO 8601 with offset) and decimals (exact)."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(f"cannot store {type(value).__name__} in an event")
-
-
-@dataclass(frozen=True)
-class SingleReport:
-    """A POST that carried exactly one report, with what its inbound row keeps."""
-
-    report: DeliveryReport
-    body: bytes
-    content_type: str
-    peer: str | None
-
-
-def record_singles(
-    session: Session, posts: Sequence[SingleReport], *, received_at: datetime
-) -> list[ItemResult | None]:
-    """Store the bodies and record their reports in one statement; their messageIds differ.
-
-    Returns one result per post; None (nothing done) for a report with a value its
-    column cannot hold: the general path stores that body and explains the refusal.
-    """
-    events, changes, taken = [], [], []
-    for post in posts:
-        change = change_from_report(post.report)
-        values = event_values(post.report, change, received_at, None, EventSource.REPORT)
-        if unstorable_value(values) is not None:
-            continue
-        taken.append(post)
-        event = {name: values.get(name) for name in _EVENT_COLUMNS}
-        event["final"] = change.final
-        events.append(event)
-        changes.append((change, values["dedupe_key"]))
-    if not taken:
-        return [None] * len(posts)
-    params = {
-        "events": json.dumps(events, default=_json_value),
-        "content_types": [post.content_type[:200] for post in taken],
-        "peers": [post.peer for post in taken],
-        "bodies": [post.body for post in taken],
-        "message_ids": [post.report.message_id for post in taken],
-    }
-    rows = session.execute(_statement(), params).all()
-    results: dict[int, ItemResult] = {}
-    repeats: dict[str, int] = {}
-    for (_, moved_id, event_id), post, (change, key) in zip(rows, taken, changes, strict=True):
-        report = post.report
-        if event_id is None:
-            repeats[key] = repeats.get(key, 0) + 1
-            result = ItemResult(report.index, report.message_id, DUPLICATE)
-        elif moved_id is not None:
-            result = ItemResult(report.index, report.message_id, APPLIED)
-        else:
-            result = _explain(session, report, change.final, change.occurred_at, event_id)
-        results[id(post)] = result
-    if repeats:
-        count_duplicates(session, repeats)
-    return [results.get(id(post)) for post in posts]
+def record_single(
+    session: Session,
+    report: DeliveryReport,
+    *,
+    body: bytes,
+    content_type: str,
+    peer: str | None,
+    received_at: datetime,
+) -> ItemResult | None:
+    """Store the body and record its one report; None when it must take the general path."""
+    change = change_from_report(report)
+    values = event_values(report, change, received_at, None, EventSource.REPORT)
+    if unstorable_value(values) is not None:
+        return None  # the general path stores the body and explains the refusal
+    params: dict[str, Any] = {f"p_{c.name}": values.get(c.name) for c in _EVENT_COLUMNS}
+    params.update(p_status_final=change.final, i_content_type=content_type[:200], i_peer=peer,
+                  i_body=body, i_size=len(body))  # fmt: skip
+    statement = _statement(change.final, change.occurred_at is not None)
+    _, moved_id, event_id = session.execute(statement, params).one()
+    if event_id is None:
+        session.execute(
+            update(_EVENTS)
+            .where(_EVENTS.c.dedupe_key == values["dedupe_key"])
+            .values(duplicates=_EVENTS.c.duplicates + 1)
+        )
+        return ItemResult(report.index, report.message_id, DUPLICATE)
+    if moved_id is not None:
+        return ItemResult(report.index, report.message_id, APPLIED)
+    return _explain(session, report, change.final, change.occurred_at, event_id)
 
 
 def _explain(

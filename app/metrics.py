@@ -66,11 +66,6 @@ REPORT_DELAY_SECONDS = Histogram(
     "Time from a report's event (occurred_at) to its arrival at ivrdesk (received_at)",
     buckets=DELAY_BUCKETS,
 )
-REPORT_GROUP_POSTS = Histogram(
-    "ivrdesk_report_group_posts",
-    "Notify POSTs recorded together in one transaction (group commit)",
-    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64),
-)
 INFOBIP_REQUESTS = Counter(
     "ivrdesk_infobip_requests", "Requests sent to Infobip", ["operation", "result"]
 )
@@ -109,11 +104,6 @@ def count_report_results(results: Iterable[ReportResult]) -> None:
     REPORTS_RECEIVED.inc(sum(counts.values()))
     for result, count in counts.items():
         REPORTS.labels(result).inc(count)
-
-
-def observe_report_group(posts: int) -> None:
-    """Record how many notify POSTs one transaction recorded."""
-    REPORT_GROUP_POSTS.observe(posts)
 
 
 def observe_report_delay(occurred_at: datetime | None, received_at: datetime) -> None:

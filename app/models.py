@@ -126,7 +126,6 @@ class Call(Base):
     __tablename__ = "calls"
     __table_args__ = (
         _enum_check("submit_state", "submit_state", SubmitState),
-        Index("ix_calls_campaign_id_outcome", "campaign_id", "outcome"),
         Index("ix_calls_to_number_id", "to_number", "id"),
         Index("ix_calls_callback_data_id", "callback_data", "id"),
         Index("ix_calls_batch_id", "batch_id"),
@@ -179,7 +178,12 @@ class CallEvent(Base):
     __table_args__ = (
         _enum_check("source", "source", EventSource),
         Index("ix_call_events_call_id_received_at", "call_id", "received_at"),
-        Index("ix_call_events_message_id", "message_id"),
+        Index(
+            "ix_call_events_parked_message_id",
+            "message_id",
+            postgresql_where=text("call_id IS NULL"),
+            sqlite_where=text("call_id IS NULL"),
+        ),
         Index(
             "ix_call_events_parked",
             "received_at",

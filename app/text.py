@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def has_nul(text: str) -> bool:
@@ -19,3 +20,8 @@ def has_nul(text: str) -> bool:
 def has_surrogate(text: str) -> bool:
     """Say whether the text holds an unpaired UTF-16 surrogate."""
     return _SURROGATE.search(text) is not None
+
+
+def has_unstorable_character(text: str) -> bool:
+    """Say whether the text holds a NUL or an unpaired surrogate (one scan for both)."""
+    return _UNSTORABLE.search(text) is not None

@@ -13,7 +13,6 @@ def init_app(app: Flask) -> None:
     errors.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(webhooks.bp)
-    webhooks.init_app(app)
     app.register_blueprint(docs.bp)
     admin.init_app(app, csrf_exempt=(api.bp, webhooks.bp))
     app.teardown_appcontext(close_db_session)
