@@ -104,7 +104,9 @@ def launch() -> tuple[Response, int]:
     session.expire_all()
     answer, states = launch_answer(session, get_campaign(session, campaign.bulk_id))
     session.commit()
-    status = 200 if not created.created else launch_status_code(states)
+    # An asynchronous launch answers 202 even when the dispatcher got to its batches
+    # before this answer was read (the body then shows them as sent).
+    status = 200 if not created.created else 202 if asynchronous else launch_status_code(states)
     if status >= 500:
         reasons = "; ".join(last_batch_errors(session, campaign)) or "no call was accepted"
         answer.update(error_body(_FAILURE_CODES[status], reasons))
