@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -11,10 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.db import bulk_insert
 from app.launch_fields import id_problem
 from app.launch_request import LaunchRequest, Problem
 from app.models import Batch, BatchState, Call, Campaign, SubmitState
@@ -161,29 +161,23 @@ def _store_calls(
     not_before = now if asynchronous else now + SYNC_GRACE
     total = request.destination_count
     batch_ids = add_batches(session, campaign, total, batch_size, not_before, now=now)
-    rows = enumerate(_call_rows(request))
-    table = cast(Table, Call.__table__)
-    # Chunks of rows through Core: memory stays flat however large the campaign.
-    while chunk := list(itertools.islice(rows, 5000)):
-        session.connection().execute(
-            insert(table),
-            [
-                {
-                    "campaign_id": campaign.id,
-                    "batch_id": batch_ids[position // batch_size],
-                    "message_index": index,
-                    "message_id": message_id,
-                    "to_number": to,
-                    "callback_data": callback_data,
-                    "submit_state": SubmitState.QUEUED.value,
-                    "outcome": "pending",
-                    "status_final": False,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for position, (index, message_id, to, callback_data) in chunk
-            ],
-        )
+    rows = (
+        {
+            "campaign_id": campaign.id,
+            "batch_id": batch_ids[position // batch_size],
+            "message_index": index,
+            "message_id": message_id,
+            "to_number": to,
+            "callback_data": callback_data,
+            "submit_state": SubmitState.QUEUED.value,
+            "outcome": "pending",
+            "status_final": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for position, (index, message_id, to, callback_data) in enumerate(_call_rows(request))
+    )
+    bulk_insert(session, cast(Table, Call.__table__), rows)  # flat memory, COPY on PostgreSQL
 
 
 def add_batches(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import time
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from psycopg import sql
+from sqlalchemy import JSON, DateTime, Engine, MetaData, Table, create_engine, event, insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -136,3 +140,35 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Return the session factory used by web requests, the CLI and tests."""
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def bulk_insert(session: Session, table: Table, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Insert many rows (dicts with the same keys) in the session's transaction.
+
+    PostgreSQL takes them through COPY, which costs a fraction of the client's CPU of
+    an INSERT per row; SQLite through executemany. Rows are consumed in chunks, so
+    memory stays flat whatever their number. Datetimes must be aware (UTC columns).
+    """
+    remaining = iter(rows)
+    chunks = iter(lambda: list(itertools.islice(remaining, 5000)), [])
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        for chunk in chunks:
+            connection.execute(insert(table), chunk)
+        return
+    first = next(chunks, None)
+    if first is None:
+        return
+    names = list(first[0])
+    documents = {name for name in names if isinstance(table.c[name].type, JSON)}
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
+    )
+    driver = connection.connection.driver_connection  # the same transaction
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for chunk in itertools.chain([first], chunks):
+            for row in chunk:
+                # JSON columns as SQLAlchemy writes them: None becomes JSON null.
+                copy.write_row([json.dumps(row[name]) if name in documents else row[name]
+                                for name in names])  # fmt: skip

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, insert, select, update
+from sqlalchemy import Table, and_, case, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import metrics
 from app.campaigns import build_launch_body
-from app.db import utcnow
+from app.db import bulk_insert, utcnow
 from app.infobip import FailureKind, InfobipClient, ProviderError
 from app.models import Batch, BatchState, Call, CallEvent, Campaign, EventSource, SubmitState
 from app.status import Outcome, Status, is_accepted_at_submit, is_final, submit_outcome
@@ -215,9 +215,7 @@ def record_sent(
         )
     for key, ids in groups.items():
         _write_state(session, key, ids, now)
-    connection = session.connection()
-    for start in range(0, len(events), 5000):
-        connection.execute(insert(cast(Table, CallEvent.__table__)), events[start : start + 5000])
+    bulk_insert(session, cast(Table, CallEvent.__table__), events)
     error = sent.error
     session.execute(
         update(Batch)
