@@ -71,7 +71,9 @@ def get_call(session: Session, message_id: str) -> Call:
     if id_problem(message_id) is not None:  # no call can have it; don't ask the database
         raise NotFound(f"no call has messageId {message_id!r}")
     call = session.scalar(
-        select(Call).where(Call.message_id == message_id).options(joinedload(Call.campaign))
+        select(Call)
+        .where(Call.message_id == message_id)
+        .options(joinedload(Call.campaign).load_only(Campaign.bulk_id, Campaign.campaign_id))
     )
     if call is None:
         raise NotFound(f"no call has messageId {message_id!r}")
