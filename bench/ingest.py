@@ -16,7 +16,6 @@ import json
 import multiprocessing
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from support import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -40,12 +40,6 @@ ADMIN_URL = os.environ.get(
 TOKEN = "bench-notify-token-0123456789"
 STATUSES = [(2, "UNDELIVERABLE", 97, "BUSY"), (3, "DELIVERED", 5, "DELIVERED_TO_HANDSET"),
             (2, "UNDELIVERABLE", 96, "NO_ANSWER")]  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -158,14 +152,7 @@ def gunicorn(app: str, url: str) -> Iterator[str]:
                                stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError(f"{app} did not start")
+        wait_for(f"{base}/healthz", process, app)
         yield f"{base}/notify/ivr/{TOKEN}"
     finally:
         os.killpg(process.pid, signal.SIGTERM)

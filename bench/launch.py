@@ -15,7 +15,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from support import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 IVRDESK = Path(sys.executable).with_name("ivrdesk")
@@ -65,14 +65,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def free_port() -> int:
-    """Return a TCP port that was free on loopback a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def simulator(workdir: Path) -> Iterator[str]:
     """Run the fake Infobip in a subprocess until the block ends; yield its base URL."""
@@ -84,7 +76,7 @@ def simulator(workdir: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_answering(url, process)
+        wait_for(f"{url}/_simulator/state", process, "the simulator")
         yield url
     finally:
         process.terminate()
@@ -94,19 +86,6 @@ def simulator(workdir: Path) -> Iterator[str]:
             process.kill()
             process.wait()
         log.close()
-
-
-def wait_until_answering(url: str, process: subprocess.Popen[bytes]) -> None:
-    """Poll the simulator's state endpoint until it answers; fail if it exits first."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the simulator exited with status {process.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/_simulator/state", timeout=1).is_success:
-                return
-        time.sleep(0.1)
-    raise RuntimeError("the simulator did not answer within 20 s")
 
 
 @contextlib.contextmanager

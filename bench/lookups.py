@@ -27,7 +27,6 @@ import argparse
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -63,6 +62,7 @@ from p4_measure import (
     time_sql,
 )
 from p4_report import print_plans, print_results
+from support import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -113,13 +113,6 @@ def database(args: argparse.Namespace) -> Iterator[tuple[str, bool]]:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def free_port() -> int:
-    """Return a TCP port that was free on loopback a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def gunicorn(url: str) -> Iterator[tuple[str, int]]:
     """Run ivrdesk under gunicorn with deploy/gunicorn.conf.py; yield (base URL, master pid)."""
@@ -137,15 +130,11 @@ def gunicorn(url: str) -> Iterator[tuple[str, int]]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
+        try:
+            wait_for(f"{base}/healthz", process, "gunicorn")
+        except RuntimeError as exc:
             tail = "\n".join(log_path.read_text().splitlines()[-20:])
-            raise RuntimeError(f"gunicorn did not start:\n{tail}")
+            raise RuntimeError(f"{exc}:\n{tail}") from exc
         yield base, process.pid
     finally:
         os.killpg(process.pid, signal.SIGTERM)
