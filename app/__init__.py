@@ -40,6 +40,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     engine = make_engine(settings.database_url)
     app.extensions["ivrdesk"] = AppState(settings, engine, make_session_factory(engine))
     warn_about(settings)
+    if engine.dialect.name == "postgresql":
+        from app.web.notify_lane import NotifyLane
+
+        app.wsgi_app = NotifyLane(app, app.wsgi_app)  # type: ignore[method-assign]
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app,

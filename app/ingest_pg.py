@@ -1,11 +1,13 @@
 """The common case on PostgreSQL: one report in one POST, recorded in one statement.
 
-Storing the raw body, moving the call's status and appending the event are one
-statement of data-modifying CTEs, so the POST costs one round trip and one durable
-commit, like the plainest app that does one INSERT and one UPDATE. The rules are those
-of app/calls.py: the UPDATE's condition is the precedence of DESIGN.md step 4, checked
-under the row lock (a compare-and-set), and the unique key skips a repeated report.
-Only when the status did not move does a second query find out why. Never commits.
+Storing the raw body, moving the call's status and appending the event (or counting
+a repeat of one) are one statement of data-modifying CTEs, so a report costs one
+round trip, and no transaction of its own in autocommit mode. The rules are those of
+app/calls.py: the call's row is locked first, the UPDATE's condition is the
+precedence of DESIGN.md step 4 (a compare-and-set), the event records why the status
+did not move (unmatched, late, after_final), and the unique key turns a repeated
+report into a count. The statement is compiled once and run on the driver's own
+connection (app.pg.PgStatement). Never commits.
 """
 
 from __future__ import annotations
@@ -14,9 +16,22 @@ from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, bindparam, exists, false, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    exists,
+    false,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)  # fmt: skip
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
 
 from app.calls import (
     APPLIED,
@@ -30,7 +45,7 @@ from app.calls import (
 )
 from app.models import Call, CallEvent, EventSource, InboundReport
 from app.notify import DeliveryReport
-from app.status import supersedes
+from app.pg import PgStatement
 
 _CALLS = cast(Table, Call.__table__)
 _EVENTS = cast(Table, CallEvent.__table__)
@@ -65,8 +80,21 @@ def _precedence(final: bool, timed: bool) -> Any:
     return and_(_CALLS.c.status_final.is_(False), later)
 
 
+_UNMATCHED_REASON = "no call has this messageId"
+
+
 @cache
+def _pg_statement(final: bool, timed: bool) -> PgStatement:
+    return PgStatement(_statement(final, timed))
+
+
 def _statement(final: bool, timed: bool) -> Select[Any]:
+    locked = (
+        select(_CALLS.c.id, _CALLS.c.status_final)
+        .where(_CALLS.c.message_id == bindparam("p_message_id"))
+        .with_for_update()
+        .cte("locked")
+    )
     inbound = (
         insert(_INBOUND)
         .values(
@@ -82,7 +110,7 @@ def _statement(final: bool, timed: bool) -> Select[Any]:
     )
     moved = (
         update(_CALLS)
-        .where(_CALLS.c.message_id == bindparam("p_message_id"), _precedence(final, timed))
+        .where(_CALLS.c.id == select(locked.c.id).scalar_subquery(), _precedence(final, timed))
         .values(
             {
                 **{name: bindparam(f"p_{name}") for name in _SHARED_COLUMNS},
@@ -94,29 +122,36 @@ def _statement(final: bool, timed: bool) -> Select[Any]:
         .returning(_CALLS.c.id)
         .cte("moved")
     )
+    was_moved = exists(select(moved.c.id))
+    # Why the status did not move, from the locked row as it was (supersedes()).
+    whens: list[tuple[Any, Any]] = [(was_moved, null()), (~exists(select(locked.c.id)), UNMATCHED)]
+    if not final:
+        whens.append((select(locked.c.status_final).scalar_subquery(), "after_final"))
     values = select(
         *(bindparam(f"p_{c.name}", type_=c.type) for c in _EVENT_COLUMNS),
-        select(moved.c.id).scalar_subquery(),
-        exists(select(moved.c.id)),
+        select(locked.c.id).scalar_subquery(),
+        was_moved,
+        case(*whens, else_=literal("late")),
         select(inbound.c.id).scalar_subquery(),
+        literal(0),
     )
-    names = [c.name for c in _EVENT_COLUMNS] + ["call_id", "applied", "inbound_report_id"]
+    names = [c.name for c in _EVENT_COLUMNS] + [
+        "call_id", "applied", "reason", "inbound_report_id", "duplicates"
+    ]  # fmt: skip
     event = (
         insert(_EVENTS)
-        .from_select(names, values)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(_EVENTS.c.id)
+        .from_select(names, values, include_defaults=False)
+        .on_conflict_do_update(
+            index_elements=["dedupe_key"], set_={"duplicates": _EVENTS.c.duplicates + 1}
+        )
+        .returning(_EVENTS.c.duplicates, _EVENTS.c.reason)
         .cte("event")
     )
-    return select(
-        select(inbound.c.id).scalar_subquery(),
-        select(moved.c.id).scalar_subquery(),
-        select(event.c.id).scalar_subquery(),
-    )
+    return select(event.c.duplicates, event.c.reason)
 
 
 def record_single(
-    session: Session,
+    connection: Connection,
     report: DeliveryReport,
     *,
     body: bytes,
@@ -124,49 +159,24 @@ def record_single(
     peer: str | None,
     received_at: datetime,
 ) -> ItemResult | None:
-    """Store the body and record its one report; None when it must take the general path."""
+    """Store the body and record its one report in one statement (no commit).
+
+    None (and nothing stored) when a value cannot be stored: the general path stores
+    the body and explains the refusal.
+    """
     change = change_from_report(report)
     values = event_values(report, change, received_at, None, EventSource.REPORT)
     if unstorable_value(values) is not None:
-        return None  # the general path stores the body and explains the refusal
+        return None
     params: dict[str, Any] = {f"p_{c.name}": values.get(c.name) for c in _EVENT_COLUMNS}
     params.update(p_status_final=change.final, i_content_type=content_type[:200], i_peer=peer,
                   i_body=body, i_size=len(body))  # fmt: skip
-    statement = _statement(change.final, change.occurred_at is not None)
-    _, moved_id, event_id = session.execute(statement, params).one()
-    if event_id is None:
-        session.execute(
-            update(_EVENTS)
-            .where(_EVENTS.c.dedupe_key == values["dedupe_key"])
-            .values(duplicates=_EVENTS.c.duplicates + 1)
-        )
+    statement = _pg_statement(change.final, change.occurred_at is not None)
+    ((duplicates, reason),) = statement.rows(connection, params)
+    if duplicates:
         return ItemResult(report.index, report.message_id, DUPLICATE)
-    if moved_id is not None:
+    if reason is None:
         return ItemResult(report.index, report.message_id, APPLIED)
-    return _explain(session, report, change.final, change.occurred_at, event_id)
-
-
-def _explain(
-    session: Session,
-    report: DeliveryReport,
-    final: bool,
-    occurred_at: datetime | None,
-    event_id: int,
-) -> ItemResult:
-    """Say why the status did not move (unmatched, late, after_final), on the event too."""
-    row = session.execute(
-        select(_CALLS.c.id, _CALLS.c.status_final, _CALLS.c.status_occurred_at).where(
-            _CALLS.c.message_id == report.message_id
-        )
-    ).first()
-    if row is None:
-        reason, call_id = UNMATCHED, None
-    else:
-        reason = supersedes(final, occurred_at, row[1], row[2]) or "late"
-        call_id = row[0]
-    session.execute(
-        update(_EVENTS).where(_EVENTS.c.id == event_id).values(call_id=call_id, reason=reason)
-    )
     if reason == UNMATCHED:
-        return ItemResult(report.index, report.message_id, UNMATCHED, "no call has this messageId")
+        return ItemResult(report.index, report.message_id, UNMATCHED, _UNMATCHED_REASON)
     return ItemResult(report.index, report.message_id, NOT_APPLIED, reason)

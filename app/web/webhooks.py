@@ -5,19 +5,15 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-from datetime import datetime
 
 from flask import Blueprint, Response, jsonify, request
-from sqlalchemy import insert
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from app import metrics
-from app.calls import ItemResult, record_items, summarise
+from app.calls import summarise
 from app.db import utcnow
-from app.ingest import record_batch
-from app.ingest_pg import record_single
-from app.models import InboundReport
-from app.notify import DeliveryReport, ParsedItem, ReportParseError, parse_report_body
+from app.notify import ParsedItem, ReportParseError, parse_report_body
+from app.receive import record_post, store_inbound
 from app.web.errors import ApiError
 from app.web.state import app_state, db_session
 
@@ -80,28 +76,6 @@ def probe(token: str) -> Response:
     return jsonify({"status": "ok"})
 
 
-def _store_inbound(
-    body: bytes, content_type: str, items: int | None, parse_error: str | None
-) -> tuple[int, datetime]:
-    """Keep the raw body (one INSERT), in the transaction that records its items."""
-    received_at = utcnow()
-    inbound_id = db_session().scalar(
-        insert(InboundReport)
-        .values(
-            received_at=received_at,
-            content_type=content_type[:200],
-            peer=request.remote_addr,
-            body=body,
-            size=len(body),
-            items=items,
-            parse_error=parse_error,
-        )
-        .returning(InboundReport.id)
-    )
-    assert inbound_id is not None
-    return inbound_id, received_at
-
-
 def _parse(body: bytes, content_type: str) -> tuple[list[ParsedItem] | None, ApiError | None]:
     if request.mimetype not in REPORT_TYPES:
         error = ApiError(415, "unsupported_media_type", "send reports as JSON or XML")
@@ -110,42 +84,6 @@ def _parse(body: bytes, content_type: str) -> tuple[list[ParsedItem] | None, Api
         return parse_report_body(body, content_type), None
     except ReportParseError as exc:
         return None, ApiError(400, "invalid_report", str(exc))
-
-
-def _record_fast(body: bytes, content_type: str, items: list[ParsedItem]) -> list[ItemResult]:
-    session = db_session()
-    (report,) = items
-    if session.get_bind().dialect.name == "postgresql" and isinstance(report, DeliveryReport):
-        result = record_single(
-            session,
-            report,
-            body=body,
-            content_type=content_type,
-            peer=request.remote_addr,
-            received_at=utcnow(),
-        )
-        if result is not None:
-            return [result]
-    inbound_id, received_at = _store_inbound(body, content_type, len(items), None)
-    return record_batch(session, items, received_at=received_at, inbound_report_id=inbound_id)
-
-
-def _record(body: bytes, content_type: str, items: list[ParsedItem]) -> list[ItemResult]:
-    session = db_session()
-    try:
-        if len(items) == 1:
-            return _record_fast(body, content_type, items)
-        inbound_id, received_at = _store_inbound(body, content_type, len(items), None)
-        return record_batch(session, items, received_at=received_at, inbound_report_id=inbound_id)
-    except OperationalError:
-        raise
-    except DBAPIError as exc:
-        # Something in the POST cannot be stored as a whole: redo it item by item,
-        # each in its own savepoint, so the raw body and the good items are kept.
-        log.warning("report batch fell back to item-by-item recording: %s", type(exc).__name__)
-        session.rollback()
-        inbound_id, received_at = _store_inbound(body, content_type, len(items), None)
-        return record_items(session, items, received_at=received_at, inbound_report_id=inbound_id)
 
 
 @bp.post("/notify/ivr/<token>")
@@ -161,10 +99,13 @@ def receive(token: str) -> tuple[Response, int]:
         try:
             if items is None:
                 assert refusal is not None
-                _store_inbound(body, content_type, None, refusal.message)
+                store_inbound(session, body, content_type=content_type,
+                              peer=request.remote_addr, items=None,
+                              parse_error=refusal.message)  # fmt: skip
                 session.commit()
                 raise refusal
-            results = _record(body, content_type, items)
+            results = record_post(session, items, body=body, content_type=content_type,
+                                  peer=request.remote_addr)  # fmt: skip
             session.commit()
             metrics.count_report_results(results)
             metrics.observe_report_delays(items, utcnow())

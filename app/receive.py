@@ -1,0 +1,95 @@
+"""Record one notify POST: keep its raw body, then record every result; never commits.
+
+Flask-free, so that the view (app/web/webhooks.py) and the fast lane in front of
+Flask (app/web/notify_lane.py) store a POST the same way. DESIGN.md "Receiving
+delivery reports": the raw body is kept in the transaction that records its items.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import insert
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from app.calls import ItemResult, record_items
+from app.db import utcnow
+from app.ingest import record_batch
+from app.ingest_pg import record_single
+from app.models import InboundReport
+from app.notify import DeliveryReport, ParsedItem
+
+log = logging.getLogger(__name__)
+
+
+def store_inbound(
+    session: Session,
+    body: bytes,
+    *,
+    content_type: str,
+    peer: str | None,
+    items: int | None,
+    parse_error: str | None,
+) -> tuple[int, datetime]:
+    """Keep the raw body (one INSERT); return its id and the time it was received."""
+    received_at = utcnow()
+    inbound_id = session.scalar(
+        insert(InboundReport)
+        .values(
+            received_at=received_at,
+            content_type=content_type[:200],
+            peer=peer,
+            body=body,
+            size=len(body),
+            items=items,
+            parse_error=parse_error,
+        )
+        .returning(InboundReport.id)
+    )
+    assert inbound_id is not None
+    return inbound_id, received_at
+
+
+def record_post(
+    session: Session,
+    items: list[ParsedItem],
+    *,
+    body: bytes,
+    content_type: str,
+    peer: str | None,
+) -> list[ItemResult]:
+    """Store the body and record its items in the session's transaction.
+
+    One report on PostgreSQL is one statement (app.ingest_pg); several are a few
+    set-based statements (app.ingest). When something in the POST cannot be stored
+    as a whole, it is redone item by item, each in its own savepoint, so that the
+    raw body and the good items are kept. OperationalError (the database is gone,
+    a lock conflict) is raised for the caller to retry or refuse.
+    """
+    try:
+        if (
+            len(items) == 1
+            and isinstance(items[0], DeliveryReport)
+            and session.get_bind().dialect.name == "postgresql"
+        ):
+            result = record_single(
+                session.connection(), items[0], body=body, content_type=content_type,
+                peer=peer, received_at=utcnow(),
+            )  # fmt: skip
+            if result is not None:
+                return [result]
+        inbound_id, received_at = store_inbound(
+            session, body, content_type=content_type, peer=peer, items=len(items), parse_error=None
+        )
+        return record_batch(session, items, received_at=received_at, inbound_report_id=inbound_id)
+    except OperationalError:
+        raise
+    except DBAPIError as exc:
+        log.warning("report batch fell back to item-by-item recording: %s", type(exc).__name__)
+        session.rollback()
+        inbound_id, received_at = store_inbound(
+            session, body, content_type=content_type, peer=peer, items=len(items), parse_error=None
+        )
+        return record_items(session, items, received_at=received_at, inbound_report_id=inbound_id)

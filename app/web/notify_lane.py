@@ -1,0 +1,196 @@
+"""The notify endpoint's fast lane: JSON report POSTs on PostgreSQL, recorded without Flask.
+
+Delivery reports are the request ivrdesk answers most, and Infobip posts most of
+them one at a time. The lane is a WSGI layer in front of the Flask app that takes a
+POST of UTF-8 JSON reports and records it through app.receive, as the view in
+app/web/webhooks.py does, but without Flask's request context and hooks; a single
+report is one autocommitted statement (app.ingest_pg), without even a transaction
+of its own (together about a millisecond of CPU per report on the development
+machine, docs/PERFORMANCE.md). It answers exactly what the view would: the same
+JSON, the request id, nosniff, the same metrics. Anything else (another method or
+path, a wrong token or source, another media type or charset, no Content-Length,
+an oversize body or one that is not JSON with a results list, a single report with
+a value a column cannot hold, any database error) goes to that view unchanged, with
+the body the lane has read, so refusals, retries, the 503 and their logs stay in
+one place. The lane has written nothing when it hands a POST on: its transaction
+either commits whole or not at all.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import time
+from collections.abc import Iterable
+from io import BytesIO
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask
+from sqlalchemy.exc import DBAPIError
+
+from app import metrics
+from app.calls import ItemResult, summarise
+from app.db import utcnow
+from app.ingest_pg import record_single
+from app.notify import DeliveryReport, ParsedItem, ReportParseError, parse_report_body
+from app.receive import record_post
+from app.web.logs import REQUEST_ID_HEADER, pick_request_id
+from app.web.state import AppState
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/notify/ivr/"
+ENDPOINT = "webhooks.receive"  # the view's name, so the request metrics are the same
+_UTF8 = frozenset({"utf-8", "utf8"})
+
+
+class NotifyLane:
+    """Answer the common report POST before Flask; hand every other request to Flask."""
+
+    def __init__(self, flask_app: Flask, wsgi_app: WSGIApplication) -> None:
+        """Wrap `wsgi_app` (the Flask app's own WSGI callable) for `flask_app`."""
+        state: AppState = flask_app.extensions["ivrdesk"]
+        self.wsgi_app = wsgi_app
+        self.engine = state.engine
+        self.sessions = state.sessions
+        self.settings = state.settings
+        self.tokens = [token.encode() for token in state.settings.notify_tokens]
+        self.json = flask_app.json
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Take a single-report POST to the notify URL; pass anything else on."""
+        path = environ.get("PATH_INFO", "")
+        if environ.get("REQUEST_METHOD") != "POST" or not path.startswith(PREFIX):
+            return self.wsgi_app(environ, start_response)
+        return self._receive(environ, start_response, path[len(PREFIX) :])
+
+    def _receive(
+        self, environ: WSGIEnvironment, start_response: StartResponse, token: str
+    ) -> Iterable[bytes]:
+        started = time.perf_counter()
+        length = self._acceptable_length(environ, token)
+        if length is None:
+            return self.wsgi_app(environ, start_response)
+        body = _read(environ["wsgi.input"], length)
+        if len(body) == length:
+            content_type = environ.get("CONTENT_TYPE", "")
+            answer = self._record(body, content_type, environ.get("REMOTE_ADDR"))
+            if answer is not None:
+                return self._answer(environ, start_response, answer, started)
+        environ["wsgi.input"] = BytesIO(body)  # the view reads the same bytes again
+        return self.wsgi_app(environ, start_response)
+
+    def _acceptable_length(self, environ: WSGIEnvironment, token: str) -> int | None:
+        """The body's length when the lane may take this POST, else None (nothing read)."""
+        if not self._token_matches(token) or not self._source_allowed(environ):
+            return None
+        media_type, _, parameters = environ.get("CONTENT_TYPE", "").partition(";")
+        if media_type.strip().lower() != "application/json":
+            return None
+        name, _, charset = parameters.partition("=")
+        if parameters.strip() and (
+            name.strip().lower() != "charset" or charset.strip().strip('"').lower() not in _UTF8
+        ):
+            return None
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or "")
+        except ValueError:
+            return None
+        return length if 0 < length <= self.settings.max_report_bytes else None
+
+    def _token_matches(self, token: str) -> bool:
+        """Compare against every configured token in constant time (as the view does)."""
+        presented = token.encode()
+        matched = False
+        for candidate in self.tokens:
+            matched |= hmac.compare_digest(candidate, presented)
+        return matched
+
+    def _source_allowed(self, environ: WSGIEnvironment) -> bool:
+        networks = self.settings.notify_allow_cidrs
+        if not networks:
+            return True
+        try:
+            address = ipaddress.ip_address(environ.get("REMOTE_ADDR") or "")
+        except ValueError:
+            return False
+        return any(address in network for network in networks)
+
+    def _record(
+        self, body: bytes, content_type: str, peer: str | None
+    ) -> tuple[list[ItemResult], list[ParsedItem]] | None:
+        """Record the body's results as the view would, or None (nothing stored)."""
+        try:
+            items = parse_report_body(body, content_type)
+        except ReportParseError:
+            return None
+        try:
+            if len(items) == 1 and isinstance(items[0], DeliveryReport):
+                result = self._record_single(items[0], body, content_type, peer)
+                return None if result is None else ([result], items)
+            session = self.sessions()
+            try:
+                results = record_post(session, items, body=body, content_type=content_type,
+                                      peer=peer)  # fmt: skip
+                session.commit()
+            finally:
+                session.close()
+        except DBAPIError as exc:
+            log.warning("fast report path failed, taking the general one: %s", type(exc).__name__)
+            return None
+        return results, items
+
+    def _record_single(
+        self, report: DeliveryReport, body: bytes, content_type: str, peer: str | None
+    ) -> ItemResult | None:
+        """One report, one autocommitted statement: no BEGIN, no COMMIT round trip."""
+        with self.engine.connect() as connection:
+            driver: Any = connection.connection.driver_connection
+            driver.autocommit = True
+            try:
+                return record_single(
+                    connection, report, body=body, content_type=content_type, peer=peer,
+                    received_at=utcnow(),
+                )  # fmt: skip
+            finally:
+                if not connection.invalidated:
+                    driver.autocommit = False
+
+    def _answer(
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        answer: tuple[list[ItemResult], list[ParsedItem]],
+        started: float,
+    ) -> Iterable[bytes]:
+        results, items = answer
+        metrics.count_report_results(results)
+        metrics.observe_report_delays(items, utcnow())
+        payload = (self.json.dumps(summarise(results), separators=(",", ":")) + "\n").encode()
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(payload))),
+                ("X-Content-Type-Options", "nosniff"),
+                (REQUEST_ID_HEADER, pick_request_id(environ.get("HTTP_X_REQUEST_ID"))),
+            ],
+        )
+        metrics.observe_request(ENDPOINT, "POST", 200, time.perf_counter() - started)
+        return [payload]
+
+
+def _read(stream: Any, length: int) -> bytes:
+    """Read up to `length` bytes (fewer only when the client stopped sending)."""
+    chunks, remaining = [], length
+    while remaining > 0:
+        chunk = stream.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
