@@ -7,9 +7,10 @@ import hashlib
 import hmac
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -25,6 +26,15 @@ def _dummy_hash() -> str:
     """Hash compared against when the user does not exist (a wrong name costs as much as
     a wrong password); made on first use, not at import, since hashing is slow on purpose."""
     return generate_password_hash("not-a-real-password")
+
+
+@dataclass(frozen=True)
+class LiveToken:
+    """An API token that may be used: what a request needs to know of it."""
+
+    id: int
+    role: str
+    last_used_at: datetime | None
 
 
 class AccountError(ValueError):
@@ -61,14 +71,27 @@ def create_token(session: Session, name: str, role: str, *, now: datetime) -> tu
     return token, secret
 
 
-def find_token(session: Session, secret: str) -> ApiToken | None:
-    """Return the live token with this secret, or None."""
+@functools.cache
+def _live_token_query() -> Select[int, str, datetime | None, str]:
+    """The live token with a hash (built once: this runs on every API request)."""
+    return select(ApiToken.id, ApiToken.role, ApiToken.last_used_at, ApiToken.token_hash).where(
+        ApiToken.token_hash == bindparam("digest"), ApiToken.revoked_at.is_(None)
+    )
+
+
+def find_token(session: Session, secret: str) -> LiveToken | None:
+    """Return the live token with this secret (id, role, last use), or None."""
     digest = hash_token(secret)
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
-    if token is None or token.revoked_at is not None:
-        return None
+    row = session.connection().execute(_live_token_query(), {"digest": digest}).first()
     # The lookup is by hash; compare again in constant time all the same.
-    return token if hmac.compare_digest(token.token_hash, digest) else None
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    return LiveToken(row.id, row.role, row.last_used_at)
+
+
+def note_token_use(session: Session, token_id: int, now: datetime) -> None:
+    """Record when a token was last used (no commit)."""
+    session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
 
 
 def create_user(session: Session, name: str, role: str, password: str, *, now: datetime) -> User:

@@ -4,7 +4,8 @@ A 100-result POST costs the same few statements as a 1-result one: the calls are
 locked with `= ANY(array)`; the events, the status moves and the duplicate counts
 each travel as one JSON array of rows (each row an array of values in column order),
 which the statement unpacks with jsonb_array_elements, so the server parses and plans
-each statement once (psycopg prepares them) whatever the number of rows. Values keep
+each statement once (psycopg prepares them) whatever the number of rows. Each is
+compiled once and run as an app.pg.PgStatement. Values keep
 their meaning through JSON: datetimes as ISO text with their offset (timestamptz),
 Decimals as text (numeric), JSON columns as their own JSON text, so that they are
 stored exactly as SQLAlchemy stores them (`null` included).
@@ -13,7 +14,7 @@ stored exactly as SQLAlchemy stores them (`null` included).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import cache
 from operator import itemgetter
@@ -45,10 +46,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.types import TypeEngine
 
 from app.models import Call, CallEvent
+from app.pg import PgStatement
 
 _CALLS: Table = Call.__table__  # type: ignore[assignment]
 _EVENTS: Table = CallEvent.__table__  # type: ignore[assignment]
@@ -210,13 +212,25 @@ _MOVE_LAYOUT = _Layout(_MOVE_COLUMNS)
 _COUNT_LAYOUT = _Layout(_COUNT_COLUMNS)
 
 
+@cache
+def _compiled(build: Callable[[], ClauseElement]) -> PgStatement:
+    return PgStatement(build())
+
+
+def _run(
+    session: Session, build: Callable[[], ClauseElement], params: dict[str, Any]
+) -> list[tuple[Any, ...]]:
+    """Run a statement of this module, compiled once, in the session's transaction."""
+    return _compiled(build).rows(session.connection(), params)
+
+
 def lock_calls(session: Session, message_ids: Iterable[str]) -> list[Any]:
     """Lock the calls with these messageIds FOR NO KEY UPDATE, in id order; return their rows.
 
     FOR NO KEY UPDATE is the lock an UPDATE of non-key columns takes: it does not
     block the foreign-key checks of events inserted for these calls elsewhere.
     """
-    return list(session.connection().execute(_lock_statement(), {"ids": list(message_ids)}))
+    return _run(session, _lock_statement, {"ids": list(message_ids)})
 
 
 def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
@@ -224,7 +238,7 @@ def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
     if not rows:
         return set()
     params = _params("events", rows, _EVENT_LAYOUT)
-    return set(session.connection().execute(_insert_statement(), params).scalars())
+    return {key for (key,) in _run(session, _insert_statement, params)}
 
 
 def move_statuses(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -233,7 +247,7 @@ def move_statuses(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         return
     params: dict[str, Any] = _params("moves", rows, _MOVE_LAYOUT)
     params["ids"] = [row["id"] for row in rows]
-    session.connection().execute(_move_statement(), params)
+    _run(session, _move_statement, params)
 
 
 def count_duplicates(session: Session, counts: dict[str, int]) -> None:
@@ -243,4 +257,4 @@ def count_duplicates(session: Session, counts: dict[str, int]) -> None:
         "counts", [{"dedupe_key": key, "added": counts[key]} for key in keys], _COUNT_LAYOUT
     )
     params["keys"] = keys
-    session.connection().execute(_duplicates_statement(), params)
+    _run(session, _duplicates_statement, params)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import Row, Select, bindparam, func, select
+from sqlalchemy.orm import Session
 
 from app.campaigns import NotFound, get_campaign
 from app.launch_fields import id_problem
@@ -28,7 +29,7 @@ def _number(value: Decimal | None) -> float | None:
     return float(value) if value is not None else None
 
 
-def _status(row: Call | CallEvent) -> dict[str, Any] | None:
+def _status(row: Call | CallEvent | Row[Any]) -> dict[str, Any] | None:
     if row.status_group_id is None and row.status_id is None and row.status_name is None:
         return None
     return {
@@ -40,7 +41,7 @@ def _status(row: Call | CallEvent) -> dict[str, Any] | None:
     }
 
 
-def _error(row: Call | CallEvent) -> dict[str, Any] | None:
+def _error(row: Call | CallEvent | Row[Any]) -> dict[str, Any] | None:
     if row.error_group_id is None and row.error_id is None and row.error_name is None:
         return None
     return {
@@ -58,7 +59,7 @@ def status_fields(row: Call | CallEvent) -> tuple[dict[str, Any] | None, dict[st
     return _status(row), _error(row)
 
 
-def call_cost(call: Call) -> float | None:
+def call_cost(call: Call | Row[Any]) -> float | None:
     """Price per second times the charged duration (or the duration when not charged)."""
     seconds = call.charged_duration if call.charged_duration is not None else call.duration
     if call.price_per_second is None or seconds is None:
@@ -66,22 +67,58 @@ def call_cost(call: Call) -> float | None:
     return float(call.price_per_second * seconds)
 
 
-def get_call(session: Session, message_id: str) -> Call:
-    """Return the call with this messageId, or raise NotFound."""
-    if id_problem(message_id) is not None:  # no call can have it; don't ask the database
-        raise NotFound(f"no call has messageId {message_id!r}")
-    call = session.scalar(
-        select(Call)
-        .where(Call.message_id == message_id)
-        .options(joinedload(Call.campaign).load_only(Campaign.bulk_id, Campaign.campaign_id))
+# What a call's detail shows of the call and of each event (the JSON columns of the
+# events, raw reports above all, are not read: a lookup runs often and must be cheap).
+_DETAIL_CALL_COLUMNS = (
+    Call.id, Call.message_id, Call.to_number, Call.callback_data, Call.submit_state,
+    Call.status_group_id, Call.status_group_name, Call.status_id, Call.status_name,
+    Call.status_description, Call.error_group_id, Call.error_group_name, Call.error_id,
+    Call.error_name, Call.error_description, Call.error_permanent, Call.outcome,
+    Call.duration, Call.charged_duration, Call.price_per_second, Call.currency,
+    Call.answered_by, Call.dtmf, Call.collected, Call.updated_at,
+)  # fmt: skip
+_HISTORY_COLUMNS = (
+    CallEvent.received_at, CallEvent.occurred_at, CallEvent.source, CallEvent.submit_state,
+    CallEvent.status_group_id, CallEvent.status_group_name, CallEvent.status_id,
+    CallEvent.status_name, CallEvent.status_description, CallEvent.error_group_id,
+    CallEvent.error_group_name, CallEvent.error_id, CallEvent.error_name,
+    CallEvent.error_description, CallEvent.error_permanent, CallEvent.outcome,
+    CallEvent.applied, CallEvent.reason,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CampaignIds:
+    """The two ids of a campaign that a call's resource shows."""
+
+    bulk_id: str
+    campaign_id: str
+
+
+@functools.cache
+def _call_detail_query() -> Select[Any]:
+    """The call with a messageId and its campaign's ids (built once: a hot path)."""
+    return (
+        select(*_DETAIL_CALL_COLUMNS, Campaign.bulk_id, Campaign.campaign_id.label("campaign_uuid"))
+        .join(Campaign, Campaign.id == Call.campaign_id)
+        .where(Call.message_id == bindparam("message_id"))
     )
-    if call is None:
-        raise NotFound(f"no call has messageId {message_id!r}")
-    return call
+
+
+@functools.cache
+def _history_query() -> Select[*tuple[Any, ...]]:
+    """A call's events, oldest first (built once)."""
+    return (
+        select(*_HISTORY_COLUMNS)
+        .where(CallEvent.call_id == bindparam("call_id"))
+        .order_by(CallEvent.received_at, CallEvent.id)
+    )
 
 
 def call_resource(
-    call: Call, campaign: Campaign, history: Sequence[CallEvent] | None
+    call: Call | Row[Any],
+    campaign: Campaign | CampaignIds,
+    history: Sequence[CallEvent | Row[Any]] | None,
 ) -> dict[str, Any]:
     """Serialize a call; history is included when given."""
     price = None
@@ -111,7 +148,7 @@ def call_resource(
     return resource
 
 
-def event_resource(event: CallEvent) -> dict[str, Any]:
+def event_resource(event: CallEvent | Row[Any]) -> dict[str, Any]:
     """Serialize one history event."""
     return {
         "receivedAt": iso(event.received_at),
@@ -128,13 +165,14 @@ def event_resource(event: CallEvent) -> dict[str, Any]:
 
 def find_call_detail(session: Session, message_id: str) -> dict[str, Any]:
     """Return a call with its whole history, oldest first; raise NotFound."""
-    call = get_call(session, message_id)
-    history = session.scalars(
-        select(CallEvent)
-        .where(CallEvent.call_id == call.id)
-        .order_by(CallEvent.received_at, CallEvent.id)
-    ).all()
-    return call_resource(call, call.campaign, history)
+    if id_problem(message_id) is not None:  # no call can have it; don't ask the database
+        raise NotFound(f"no call has messageId {message_id!r}")
+    connection = session.connection()  # Core, not the ORM: plain rows are all it needs
+    call = connection.execute(_call_detail_query(), {"message_id": message_id}).first()
+    if call is None:
+        raise NotFound(f"no call has messageId {message_id!r}")
+    history = connection.execute(_history_query(), {"call_id": call.id}).all()
+    return call_resource(call, CampaignIds(call.bulk_id, call.campaign_uuid), history)
 
 
 @dataclass

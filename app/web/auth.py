@@ -9,9 +9,9 @@ from typing import Any, TypeVar, cast
 
 from flask import g, request
 
-from app.accounts import find_token
+from app.accounts import LiveToken, find_token, note_token_use
 from app.db import utcnow
-from app.models import ApiToken, Role
+from app.models import Role
 from app.web.errors import ApiError
 from app.web.state import db_session
 
@@ -29,7 +29,7 @@ def _presented_token() -> str | None:
     return None
 
 
-def current_token(role: Role) -> ApiToken:
+def current_token(role: Role) -> LiveToken:
     """Return the request's token if it has at least this role; raise 401/403 otherwise."""
     secret = _presented_token()
     challenge = {"WWW-Authenticate": 'Bearer realm="ivrdesk"'}
@@ -43,7 +43,7 @@ def current_token(role: Role) -> ApiToken:
         raise ApiError(403, "forbidden", f"this needs an {role.value} token")
     now = utcnow()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
-        token.last_used_at = now
+        note_token_use(session, token.id, now)
         session.commit()
     return token
 
