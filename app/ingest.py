@@ -49,6 +49,7 @@ class _State:
     final: bool
     occurred_at: datetime | None
     winner: Change | None = None
+    winner_key: str | None = None
 
 
 def _lock_calls(session: Session, message_ids: set[str]) -> dict[str, _State]:
@@ -74,19 +75,22 @@ def _on_postgresql(session: Session) -> bool:
 def _store(
     session: Session,
     rows: list[dict[str, Any]],
-    moves: list[dict[str, Any]],
+    states: dict[str, _State],
     inbound_report_id: int | None,
     at: datetime,
 ) -> set[str]:
     """Insert the events, then move the statuses; return the keys inserted."""
     if _on_postgresql(session):
         # Events first: their foreign-key checks then find the calls as locked above,
-        # not as just updated by this transaction (which would lock each row again).
+        # not as just updated by this transaction (which would lock each row again);
+        # and each call then takes its status from its winning event's row.
         inserted = ingest_sets.insert_events(session, rows)
-        ingest_sets.move_statuses(session, moves)
+        winners = [(state.id, state.winner_key, state.final) for state in states.values()
+                   if state.winner_key is not None]  # fmt: skip
+        ingest_sets.move_statuses(session, winners, at)
         return inserted
     inserted = _insert_events(session, rows, inbound_report_id, at)
-    _move_statuses(session, moves)
+    _move_statuses(session, _moves(states, at))
     return inserted
 
 
@@ -111,7 +115,7 @@ def _insert_events(
 
 
 def _moves(states: dict[str, _State], now: datetime) -> list[dict[str, Any]]:
-    """Return the status each call moves to (its winning result), in id order."""
+    """Return the status each call moves to (its winning result), in id order (SQLite)."""
     return [
         {"id": state.id, **state.winner.columns, "updated_at": now}
         for state in sorted(states.values(), key=lambda state: state.id)
@@ -188,13 +192,13 @@ def record_batch(
             reason = supersedes(change.final, change.occurred_at, state.final, state.occurred_at)
             values["call_id"] = state.id
             if reason is None:
-                state.final, state.occurred_at, state.winner = (
-                    change.final, change.occurred_at, change,
+                state.final, state.occurred_at, state.winner, state.winner_key = (
+                    change.final, change.occurred_at, change, key,
                 )  # fmt: skip
         values["applied"], values["reason"] = reason is None, reason
         decided[key] = reason
         rows.append(values)
-    inserted = _store(session, rows, _moves(states, received_at), inbound_report_id, received_at)
+    inserted = _store(session, rows, states, inbound_report_id, received_at)
     stored_before = Counter({key: 1 for key in decided if key not in inserted})
     _count_duplicates(session, repeats + stored_before)
     seen: set[str] = set()

@@ -56,17 +56,13 @@ _CALLS: Table = Call.__table__  # type: ignore[assignment]
 _EVENTS: Table = CallEvent.__table__  # type: ignore[assignment]
 # The event columns a report fills (all but the key and the submission's state).
 _EVENT_COLUMNS = tuple(c for c in _EVENTS.columns if c.name not in ("id", "submit_state"))
-# What a status move sets on the call (app.calls.change_from_report's columns), after its id.
-_MOVE_COLUMNS = tuple(
-    _CALLS.c[name]
-    for name in (
-        "id", "status_group_id", "status_group_name", "status_id", "status_name",
-        "status_description", "error_group_id", "error_group_name", "error_id", "error_name",
-        "error_description", "error_permanent", "duration", "charged_duration",
-        "price_per_second", "currency", "answered_by", "dtmf", "collected", "outcome",
-        "status_final", "status_occurred_at", "sent_at", "answered_at", "ended_at",
-        "updated_at",
-    )
+# What a status move copies onto the call from its winning event (app.calls.Change's
+# columns but the two the call keeps under other names: status_final, status_occurred_at).
+_MOVE_COLUMNS = (
+    "status_group_id", "status_group_name", "status_id", "status_name", "status_description",
+    "error_group_id", "error_group_name", "error_id", "error_name", "error_description",
+    "error_permanent", "duration", "charged_duration", "price_per_second", "currency",
+    "answered_by", "dtmf", "collected", "outcome", "sent_at", "answered_at", "ended_at",
 )  # fmt: skip
 _COUNT_COLUMNS = (Column("dedupe_key", Text()), Column("added", Integer()))
 
@@ -142,14 +138,34 @@ def _insert_statement() -> Insert:
 
 @cache
 def _move_statement() -> Update:
-    """Set each call of :moves to its row's status."""
-    rows = _rows("moves", "m", _MOVE_COLUMNS)
-    # The ids again, as an array: the calls are then found by their key, never scanned.
+    """Set each call of :ids to the status of its winning event (:keys), final or not (:finals).
+
+    The winning events are in call_events already (inserted just before, or stored
+    by an earlier POST under the same key), so the status travels as a key, not as
+    its values a second time.
+    """
     ids = bindparam("ids", type_=ARRAY(BigInteger))
+    moves = (
+        func.unnest(ids, bindparam("keys", type_=ARRAY(Text)),
+                    bindparam("finals", type_=ARRAY(Boolean)))
+        .table_valued(column("id", BigInteger), column("key", Text), column("final", Boolean))
+        .render_derived(name="m")
+    )  # fmt: skip
     return (
         update(_CALLS)
-        .where(_CALLS.c.id == rows.c.id, _CALLS.c.id == any_(ids))
-        .values({c.name: rows.c[c.name] for c in _MOVE_COLUMNS[1:]})
+        .where(
+            _CALLS.c.id == moves.c.id,
+            _CALLS.c.id == any_(ids),
+            _EVENTS.c.dedupe_key == moves.c.key,
+        )
+        .values(
+            {
+                **{name: _EVENTS.c[name] for name in _MOVE_COLUMNS},
+                "status_final": moves.c.final,
+                "status_occurred_at": _EVENTS.c.occurred_at,
+                "updated_at": bindparam("now", type_=DateTime(timezone=True)),
+            }
+        )
     )
 
 
@@ -208,7 +224,6 @@ def _params(param: str, rows: Sequence[dict[str, Any]], layout: _Layout) -> dict
 
 
 _EVENT_LAYOUT = _Layout(_EVENT_COLUMNS)
-_MOVE_LAYOUT = _Layout(_MOVE_COLUMNS)
 _COUNT_LAYOUT = _Layout(_COUNT_COLUMNS)
 
 
@@ -241,13 +256,14 @@ def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
     return {key for (key,) in _run(session, _insert_statement, params)}
 
 
-def move_statuses(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Set each call (row["id"]) to the status of its row (after its events: see ingest.py)."""
-    if not rows:
+def move_statuses(session: Session, moves: Sequence[tuple[int, str, bool]], now: datetime) -> None:
+    """Set each call (id, winning event's key, final) to that event's status, in id order.
+
+    Run after the events are inserted (see ingest.py)."""
+    if not moves:
         return
-    params: dict[str, Any] = _params("moves", rows, _MOVE_LAYOUT)
-    params["ids"] = [row["id"] for row in rows]
-    _run(session, _move_statement, params)
+    ids, keys, finals = (list(values) for values in zip(*sorted(moves), strict=True))
+    _run(session, _move_statement, {"ids": ids, "keys": keys, "finals": finals, "now": now})
 
 
 def count_duplicates(session: Session, counts: dict[str, int]) -> None:

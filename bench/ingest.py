@@ -6,7 +6,9 @@ Both apps run under gunicorn with deploy/gunicorn.conf.py on the same fresh Post
 database; the same load generator (processes with keep-alive HTTP clients, beside the
 server on this machine) posts to each in turn. P1: one result per POST, ivrdesk vs the
 baseline (one INSERT, one UPDATE, one commit), median of --repeat rounds and their ratio.
-P2: 100 results per POST, results per second.
+P2: 100 results per POST, results per second. Each round also prints the CPU time per
+POST of gunicorn (all its processes), PostgreSQL (all its processes) and the load
+generator, read from /proc: where the time goes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -140,8 +143,46 @@ def load(url: str, bodies: list[bytes], concurrency: int) -> tuple[float, int]:
         return time.perf_counter() - started, failures
 
 
+def _cpu_seconds(stat: str) -> float:
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(server_group: int) -> dict[str, float]:
+    """CPU seconds so far of the server's process group, of PostgreSQL's processes, and of
+    this process's reaped children (the load generator's)."""
+    totals = {"server": 0.0, "postgres": 0.0}
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stat = path.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        group = int(stat.rsplit(")", 1)[1].split()[2])
+        if group == server_group:
+            totals["server"] += _cpu_seconds(stat)
+        elif name.startswith("postgres"):
+            totals["postgres"] += _cpu_seconds(stat)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    totals["load"] = children.ru_utime + children.ru_stime
+    return totals
+
+
+def measured_load(
+    url: str, server_group: int, bodies: list[bytes], concurrency: int
+) -> tuple[float, int, str]:
+    """load(), and the CPU per POST that the server, PostgreSQL and the load generator spent."""
+    before = process_cpu(server_group)
+    seconds, failures = load(url, bodies, concurrency)
+    after = process_cpu(server_group)
+    split = ", ".join(f"{kind} {(after[kind] - before[kind]) / len(bodies) * 1000:.2f}"
+                      for kind in ("server", "postgres", "load"))  # fmt: skip
+    return seconds, failures, f"CPU ms per POST: {split}"
+
+
 @contextmanager
-def gunicorn(app: str, url: str) -> Iterator[str]:
+def gunicorn(app: str, url: str) -> Iterator[tuple[str, int]]:
+    """Serve `app`; yield its notify URL and gunicorn's process group."""
     port = free_port()
     env = {**os.environ, "IVR_ENV": "development", "IVR_DATABASE_URL": url,
            "IVR_NOTIFY_TOKENS": TOKEN, "IVR_INSTANCE_PATH": tempfile.gettempdir(),
@@ -153,7 +194,7 @@ def gunicorn(app: str, url: str) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{base}/healthz", process, app)
-        yield f"{base}/notify/ivr/{TOKEN}"
+        yield f"{base}/notify/ivr/{TOKEN}", process.pid
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(30)
@@ -174,18 +215,24 @@ def main() -> None:
         for round_no in range(options.repeat):
             for name, target in (("baseline", "bench.baseline_app:app"), ("ivrdesk", "wsgi:app")):
                 bodies = reports(ids, options.requests, 1, round_no * 10 + len(p1[name]))
-                with gunicorn(target, url) as endpoint:
+                with gunicorn(target, url) as (endpoint, group):
                     load(endpoint, bodies[:100], options.concurrency)  # warm up
-                    seconds, failures = load(endpoint, bodies[100:], options.concurrency)
+                    seconds, failures, split = measured_load(
+                        endpoint, group, bodies[100:], options.concurrency
+                    )
                 rate = (len(bodies) - 100) / seconds
                 p1[name].append(rate)
                 print(f"round {round_no + 1} P1 {name:8s} {rate:8.0f} reports/s"
-                      f" ({failures} failed)")  # fmt: skip
+                      f" ({failures} failed; {split})")  # fmt: skip
             bodies = reports(ids, options.batches, 100, 1000 + round_no)
-            with gunicorn("wsgi:app", url) as endpoint:
-                seconds, failures = load(endpoint, bodies, min(options.concurrency, 4))
-            p2.append(options.batches * 100 / seconds)
-            print(f"round {round_no + 1} P2 ivrdesk  {p2[-1]:8.0f} results/s ({failures} failed)")
+            with gunicorn("wsgi:app", url) as (endpoint, group):
+                load(endpoint, bodies[:5], min(options.concurrency, 4))  # warm up
+                seconds, failures, split = measured_load(
+                    endpoint, group, bodies[5:], min(options.concurrency, 4)
+                )
+            p2.append((len(bodies) - 5) * 100 / seconds)
+            print(f"round {round_no + 1} P2 ivrdesk  {p2[-1]:8.0f} results/s"
+                  f" ({failures} failed; {split})")  # fmt: skip
     ours, base = statistics.median(p1["ivrdesk"]), statistics.median(p1["baseline"])
     print()
     print(f"P1 single-result ingest, median of {options.repeat}: ivrdesk {ours:.0f}/s, "
