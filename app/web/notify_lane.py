@@ -18,8 +18,6 @@ either commits whole or not at all.
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import logging
 import time
 from collections.abc import Iterable
@@ -37,6 +35,7 @@ from app.notify import DeliveryReport, ParsedItem, ReportParseError, parse_repor
 from app.receive import record_post
 from app.web.logs import REQUEST_ID_HEADER, pick_request_id
 from app.web.state import AppState
+from app.web.webhooks import source_allowed, token_matches
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -58,7 +57,6 @@ class NotifyLane:
         self.engine = state.engine
         self.sessions = state.sessions
         self.settings = state.settings
-        self.tokens = [token.encode() for token in state.settings.notify_tokens]
         self.json = flask_app.json
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -86,7 +84,10 @@ class NotifyLane:
 
     def _acceptable_length(self, environ: WSGIEnvironment, token: str) -> int | None:
         """The body's length when the lane may take this POST, else None (nothing read)."""
-        if not self._token_matches(token) or not self._source_allowed(environ):
+        settings = self.settings
+        if not token_matches(settings.notify_tokens, token) or not source_allowed(
+            settings.notify_allow_cidrs, environ.get("REMOTE_ADDR")
+        ):
             return None
         media_type, _, parameters = environ.get("CONTENT_TYPE", "").partition(";")
         if media_type.strip().lower() != "application/json":
@@ -101,24 +102,6 @@ class NotifyLane:
         except ValueError:
             return None
         return length if 0 < length <= self.settings.max_report_bytes else None
-
-    def _token_matches(self, token: str) -> bool:
-        """Compare against every configured token in constant time (as the view does)."""
-        presented = token.encode()
-        matched = False
-        for candidate in self.tokens:
-            matched |= hmac.compare_digest(candidate, presented)
-        return matched
-
-    def _source_allowed(self, environ: WSGIEnvironment) -> bool:
-        networks = self.settings.notify_allow_cidrs
-        if not networks:
-            return True
-        try:
-            address = ipaddress.ip_address(environ.get("REMOTE_ADDR") or "")
-        except ValueError:
-            return False
-        return any(address in network for network in networks)
 
     def _record(
         self, body: bytes, content_type: str, peer: str | None

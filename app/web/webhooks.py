@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+from collections.abc import Sequence
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.exc import OperationalError
@@ -31,25 +32,41 @@ def _lock_conflict(exc: OperationalError) -> bool:
     return getattr(exc.orig, "sqlstate", None) in _CONFLICT_STATES
 
 
-def _check_token(token: str) -> None:
+def token_matches(tokens: Sequence[str], presented: str) -> bool:
     """Compare against every configured token in constant time (rotation)."""
     matched = False
-    for candidate in app_state().settings.notify_tokens:
-        matched |= hmac.compare_digest(candidate.encode(), token.encode())
-    if not matched:
+    for candidate in tokens:
+        matched |= hmac.compare_digest(candidate.encode(), presented.encode())
+    return matched
+
+
+def source_allowed(
+    networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network], peer: str | None
+) -> bool:
+    """Say whether the peer address is in the allowlist (an empty list allows any)."""
+    if not networks:
+        return True
+    try:
+        address = ipaddress.ip_address(peer or "")
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
+def _check_token(token: str) -> None:
+    if not token_matches(app_state().settings.notify_tokens, token):
         raise ApiError(401, "unauthorized", "unknown notify token")
 
 
 def _check_source() -> None:
-    networks = app_state().settings.notify_allow_cidrs
-    if not networks:
+    peer = request.remote_addr
+    if source_allowed(app_state().settings.notify_allow_cidrs, peer):
         return
     try:
-        address = ipaddress.ip_address(request.remote_addr or "")
+        ipaddress.ip_address(peer or "")
     except ValueError:
         raise ApiError(403, "forbidden", "the report source address is unknown") from None
-    if not any(address in network for network in networks):
-        raise ApiError(403, "forbidden", "reports are not accepted from this address")
+    raise ApiError(403, "forbidden", "reports are not accepted from this address")
 
 
 def _read_body(limit: int) -> bytes:
