@@ -197,33 +197,20 @@ def change_from_report(report: DeliveryReport) -> Change:
     return Change(columns, columns["status_final"], report.occurred_at)
 
 
+# What a call takes on from the event that sets its status, under the same names (the
+# call also keeps whether it is final and when it occurred, as status_final and
+# status_occurred_at).
+STATUS_COLUMNS = (
+    "status_group_id", "status_group_name", "status_id", "status_name", "status_description",
+    "error_group_id", "error_group_name", "error_id", "error_name", "error_description",
+    "error_permanent", "duration", "charged_duration", "price_per_second", "currency",
+    "answered_by", "dtmf", "collected", "outcome", "sent_at", "answered_at", "ended_at",
+)  # fmt: skip
+
+
 def change_from_event(event: CallEvent) -> Change:
     """Collect what the call takes on from a stored (parked) event."""
-    names = [
-        "status_group_id",
-        "status_group_name",
-        "status_id",
-        "status_name",
-        "status_description",
-        "error_group_id",
-        "error_group_name",
-        "error_id",
-        "error_name",
-        "error_description",
-        "error_permanent",
-        "duration",
-        "charged_duration",
-        "price_per_second",
-        "currency",
-        "answered_by",
-        "dtmf",
-        "collected",
-        "outcome",
-        "sent_at",
-        "answered_at",
-        "ended_at",
-    ]
-    columns = {name: getattr(event, name) for name in names}
+    columns = {name: getattr(event, name) for name in STATUS_COLUMNS}
     final = is_final(Status(event.status_group_id, event.status_id, event.status_name))
     columns["status_final"] = final
     columns["status_occurred_at"] = event.occurred_at

@@ -37,6 +37,7 @@ from app.calls import (
     APPLIED,
     DUPLICATE,
     NOT_APPLIED,
+    STATUS_COLUMNS,
     UNMATCHED,
     ItemResult,
     change_from_report,
@@ -57,12 +58,6 @@ _EVENT_COLUMNS = [
     c for c in _EVENTS.columns
     if c.name not in ("id", "call_id", "applied", "inbound_report_id", "submit_state",
                       "reason", "duplicates")
-]  # fmt: skip
-_SHARED_COLUMNS = [
-    "status_group_id", "status_group_name", "status_id", "status_name", "status_description",
-    "error_group_id", "error_group_name", "error_id", "error_name", "error_description",
-    "error_permanent", "duration", "charged_duration", "price_per_second", "currency",
-    "answered_by", "dtmf", "collected", "outcome", "sent_at", "answered_at", "ended_at",
 ]  # fmt: skip
 
 
@@ -113,7 +108,7 @@ def _statement(final: bool, timed: bool) -> Select[Any]:
         .where(_CALLS.c.id == select(locked.c.id).scalar_subquery(), _precedence(final, timed))
         .values(
             {
-                **{name: bindparam(f"p_{name}") for name in _SHARED_COLUMNS},
+                **{name: bindparam(f"p_{name}") for name in STATUS_COLUMNS},
                 "status_final": bindparam("p_status_final"),
                 "status_occurred_at": bindparam("p_occurred_at"),
                 "updated_at": bindparam("p_received_at"),

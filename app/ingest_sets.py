@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.types import TypeEngine
 
+from app.calls import STATUS_COLUMNS
 from app.models import Call, CallEvent
 from app.pg import PgStatement
 
@@ -56,14 +57,6 @@ _CALLS: Table = Call.__table__  # type: ignore[assignment]
 _EVENTS: Table = CallEvent.__table__  # type: ignore[assignment]
 # The event columns a report fills (all but the key and the submission's state).
 _EVENT_COLUMNS = tuple(c for c in _EVENTS.columns if c.name not in ("id", "submit_state"))
-# What a status move copies onto the call from its winning event (app.calls.Change's
-# columns but the two the call keeps under other names: status_final, status_occurred_at).
-_MOVE_COLUMNS = (
-    "status_group_id", "status_group_name", "status_id", "status_name", "status_description",
-    "error_group_id", "error_group_name", "error_id", "error_name", "error_description",
-    "error_permanent", "duration", "charged_duration", "price_per_second", "currency",
-    "answered_by", "dtmf", "collected", "outcome", "sent_at", "answered_at", "ended_at",
-)  # fmt: skip
 _COUNT_COLUMNS = (Column("dedupe_key", Text()), Column("added", Integer()))
 
 
@@ -160,7 +153,7 @@ def _move_statement() -> Update:
         )
         .values(
             {
-                **{name: _EVENTS.c[name] for name in _MOVE_COLUMNS},
+                **{name: _EVENTS.c[name] for name in STATUS_COLUMNS},
                 "status_final": moves.c.final,
                 "status_occurred_at": _EVENTS.c.occurred_at,
                 "updated_at": bindparam("now", type_=DateTime(timezone=True)),

@@ -26,6 +26,7 @@ __all__ = [
     "ParsedItem",
     "ReportParseError",
     "StatusInfo",
+    "media_type",
     "parse_json",
     "parse_report_body",
     "parse_timestamp",
@@ -43,12 +44,12 @@ class ReportParseError(ValueError):
 
 def parse_report_body(body: bytes, content_type: str) -> list[ParsedItem]:
     """Parse a body by its media type: JSON, or XML (application/xml, text/xml)."""
-    media_type, charset = _media_type(content_type)
-    if media_type in _JSON_TYPES:
+    kind, charset = media_type(content_type)
+    if kind in _JSON_TYPES:
         return _parse_json_text(_decode(body, charset or "utf-8"))
-    if media_type in _XML_TYPES:
+    if kind in _XML_TYPES:
         return parse_xml(body if charset is None else _transcode_xml(body, charset))
-    raise ReportParseError(f"unsupported content type {media_type!r}")
+    raise ReportParseError(f"unsupported content type {kind!r}")
 
 
 def parse_json(body: bytes) -> list[ParsedItem]:
@@ -65,7 +66,7 @@ def parse_xml(body: bytes) -> list[ParsedItem]:
     return [read_item(index, item) for index, item in enumerate(items)]
 
 
-def _media_type(content_type: str) -> tuple[str, str | None]:
+def media_type(content_type: str) -> tuple[str, str | None]:
     """Return the lower-cased media type and the charset parameter, if any."""
     media_type, *params = content_type.split(";")
     charset = None

@@ -31,7 +31,13 @@ from app import metrics
 from app.calls import ItemResult, summarise
 from app.db import utcnow
 from app.ingest_pg import record_single
-from app.notify import DeliveryReport, ParsedItem, ReportParseError, parse_report_body
+from app.notify import (
+    DeliveryReport,
+    ParsedItem,
+    ReportParseError,
+    media_type,
+    parse_report_body,
+)
 from app.receive import record_post
 from app.web.logs import REQUEST_ID_HEADER, pick_request_id
 from app.web.state import AppState
@@ -60,7 +66,7 @@ class NotifyLane:
         self.json = flask_app.json
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        """Take a single-report POST to the notify URL; pass anything else on."""
+        """Take a report POST to the notify URL; pass anything else on."""
         path = environ.get("PATH_INFO", "")
         if environ.get("REQUEST_METHOD") != "POST" or not path.startswith(PREFIX):
             return self.wsgi_app(environ, start_response)
@@ -89,13 +95,8 @@ class NotifyLane:
             settings.notify_allow_cidrs, environ.get("REMOTE_ADDR")
         ):
             return None
-        media_type, _, parameters = environ.get("CONTENT_TYPE", "").partition(";")
-        if media_type.strip().lower() != "application/json":
-            return None
-        name, _, charset = parameters.partition("=")
-        if parameters.strip() and (
-            name.strip().lower() != "charset" or charset.strip().strip('"').lower() not in _UTF8
-        ):
+        kind, charset = media_type(environ.get("CONTENT_TYPE", ""))
+        if kind != "application/json" or (charset is not None and charset.lower() not in _UTF8):
             return None
         try:
             length = int(environ.get("CONTENT_LENGTH") or "")
