@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Settings, load_settings, warn_about
-from app.db import make_engine, make_session_factory
+from app.db import make_engine, make_read_session_factory, make_session_factory
 from app.web.logs import configure_logging
 
 __all__ = ["create_app"]
@@ -38,7 +38,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(Path(settings.instance_path).resolve()))
     app.config["SECRET_KEY"] = _secret_key(settings)
     engine = make_engine(settings.database_url)
-    app.extensions["ivrdesk"] = AppState(settings, engine, make_session_factory(engine))
+    app.extensions["ivrdesk"] = AppState(
+        settings, engine, make_session_factory(engine), make_read_session_factory(engine)
+    )
     warn_about(settings)
     if engine.dialect.name == "postgresql":
         from app.web.notify_lane import NotifyLane

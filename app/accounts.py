@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.models import ApiToken, Role, User
+from app.pg import select_rows
 
 TOKEN_PREFIX = "ivr_"  # noqa: S105  (a visible prefix, not a secret)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,99}$")
@@ -82,11 +83,14 @@ def _live_token_query() -> Select[int, str, datetime | None, str]:
 def find_token(session: Session, secret: str) -> LiveToken | None:
     """Return the live token with this secret (id, role, last use), or None."""
     digest = hash_token(secret)
-    row = session.connection().execute(_live_token_query(), {"digest": digest}).first()
-    # The lookup is by hash; compare again in constant time all the same.
-    if row is None or not hmac.compare_digest(row.token_hash, digest):
+    rows = select_rows(session.connection(), _live_token_query, {"digest": digest})
+    if not rows:
         return None
-    return LiveToken(row.id, row.role, row.last_used_at)
+    token_id, role, last_used_at, token_hash = rows[0]
+    # The lookup is by hash; compare again in constant time all the same.
+    if not hmac.compare_digest(token_hash, digest):
+        return None
+    return LiveToken(token_id, role, last_used_at)
 
 
 def note_token_use(session: Session, token_id: int, now: datetime) -> None:

@@ -142,6 +142,21 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def make_read_session_factory(engine: Engine) -> sessionmaker[Session] | None:
+    """Return sessions for requests that only read (PostgreSQL), or None (SQLite).
+
+    Their connections are in autocommit: each statement is its own transaction, so a
+    lookup costs no BEGIN and no ROLLBACK round trip. Under READ COMMITTED, what
+    PostgreSQL runs by default, a transaction's statements each see their own
+    snapshot anyway, so a lookup of several statements sees nothing different.
+    SQLAlchemy puts the connection back out of autocommit when it returns to the pool.
+    SQLite keeps its own sessions: its transactions begin with BEGIN IMMEDIATE (above).
+    """
+    if engine.dialect.name != "postgresql":
+        return None
+    return make_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
 def bulk_insert(session: Session, table: Table, rows: Iterable[Mapping[str, Any]]) -> None:
     """Insert many rows (dicts with the same keys) in the session's transaction.
 

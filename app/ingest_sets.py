@@ -51,7 +51,7 @@ from sqlalchemy.types import TypeEngine
 
 from app.calls import STATUS_COLUMNS
 from app.models import Call, CallEvent
-from app.pg import PgStatement
+from app.pg import compiled
 
 _CALLS: Table = Call.__table__  # type: ignore[assignment]
 _EVENTS: Table = CallEvent.__table__  # type: ignore[assignment]
@@ -220,16 +220,11 @@ _EVENT_LAYOUT = _Layout(_EVENT_COLUMNS)
 _COUNT_LAYOUT = _Layout(_COUNT_COLUMNS)
 
 
-@cache
-def _compiled(build: Callable[[], ClauseElement]) -> PgStatement:
-    return PgStatement(build())
-
-
 def _run(
     session: Session, build: Callable[[], ClauseElement], params: dict[str, Any]
 ) -> list[tuple[Any, ...]]:
     """Run a statement of this module, compiled once, in the session's transaction."""
-    return _compiled(build).rows(session.connection(), params)
+    return compiled(build).rows(session.connection(), params)
 
 
 def lock_calls(session: Session, message_ids: Iterable[str]) -> list[Any]:

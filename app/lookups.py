@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.campaigns import NotFound, get_campaign
 from app.launch_fields import id_problem
 from app.models import Call, CallEvent, Campaign
+from app.pg import select_rows
 from app.status import GROUP_NAMES
 
 
@@ -22,6 +24,8 @@ def iso(moment: datetime | None) -> str | None:
     """Format an aware datetime as ISO 8601 in UTC with milliseconds."""
     if moment is None:
         return None
+    if moment.utcoffset():  # (rows read through app.pg come in the server's time zone)
+        moment = moment.astimezone(UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -97,22 +101,35 @@ class CampaignIds:
 
 @functools.cache
 def _call_detail_query() -> Select[Any]:
-    """The call with a messageId and its campaign's ids (built once: a hot path)."""
+    """The call with a messageId, its campaign's two ids and its events, oldest first.
+
+    One statement (built once: a hot path): a row per event, the call's columns
+    repeated on each; one row with null event columns when the call has none.
+    """
     return (
-        select(*_DETAIL_CALL_COLUMNS, Campaign.bulk_id, Campaign.campaign_id.label("campaign_uuid"))
+        select(
+            *_DETAIL_CALL_COLUMNS,
+            Campaign.bulk_id,
+            Campaign.campaign_id.label("campaign_uuid"),
+            *(column.label(f"event_{column.key}") for column in _HISTORY_COLUMNS),
+        )
         .join(Campaign, Campaign.id == Call.campaign_id)
+        .outerjoin(CallEvent, CallEvent.call_id == Call.id)
         .where(Call.message_id == bindparam("message_id"))
-    )
-
-
-@functools.cache
-def _history_query() -> Select[*tuple[Any, ...]]:
-    """A call's events, oldest first (built once)."""
-    return (
-        select(*_HISTORY_COLUMNS)
-        .where(CallEvent.call_id == bindparam("call_id"))
         .order_by(CallEvent.received_at, CallEvent.id)
     )
+
+
+def _record(name: str, columns: Sequence[Any]) -> Any:
+    """Return a namedtuple class named by the columns' keys."""
+    return namedtuple(name, [column.key for column in columns])
+
+
+# The parts of a row of _call_detail_query, by the names call_resource and event_resource read.
+_CallRow = _record("_CallRow", _DETAIL_CALL_COLUMNS)
+_EventRow = _record("_EventRow", _HISTORY_COLUMNS)
+_CAMPAIGN_AT = len(_DETAIL_CALL_COLUMNS)
+_EVENT_AT = _CAMPAIGN_AT + 2
 
 
 def call_resource(
@@ -167,12 +184,15 @@ def find_call_detail(session: Session, message_id: str) -> dict[str, Any]:
     """Return a call with its whole history, oldest first; raise NotFound."""
     if id_problem(message_id) is not None:  # no call can have it; don't ask the database
         raise NotFound(f"no call has messageId {message_id!r}")
-    connection = session.connection()  # Core, not the ORM: plain rows are all it needs
-    call = connection.execute(_call_detail_query(), {"message_id": message_id}).first()
-    if call is None:
+    # One statement, as plain rows (not the ORM: app.pg.select_rows).
+    rows = select_rows(session.connection(), _call_detail_query, {"message_id": message_id})
+    if not rows:
         raise NotFound(f"no call has messageId {message_id!r}")
-    history = connection.execute(_history_query(), {"call_id": call.id}).all()
-    return call_resource(call, CampaignIds(call.bulk_id, call.campaign_uuid), history)
+    first = rows[0]
+    campaign = CampaignIds(first[_CAMPAIGN_AT], first[_CAMPAIGN_AT + 1])
+    # The received_at of an event (never null) tells a call without events apart.
+    history = [_EventRow._make(row[_EVENT_AT:]) for row in rows if row[_EVENT_AT] is not None]
+    return call_resource(_CallRow._make(first[:_CAMPAIGN_AT]), campaign, history)
 
 
 @dataclass

@@ -9,15 +9,22 @@ which sends it as it is. Bound values go through the type processors SQLAlchemy
 would apply (UTC datetimes, JSON); rows come back as psycopg gives them; driver
 errors become SQLAlchemy's (OperationalError, IntegrityError, ...) and a lost
 connection is invalidated, as Session.execute would do.
+
+`select_rows` runs a hot read this way on PostgreSQL and through SQLAlchemy on
+SQLite; its rows are plain sequences either way. Timestamps in them come back
+aware in the connection's time zone on PostgreSQL (no result processors): a
+caller showing one converts it to UTC first (app.lookups.iso does).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection
+from psycopg import pq
+from sqlalchemy import Connection, Select
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
@@ -56,7 +63,10 @@ class PgStatement:
         try:
             with psycopg.RawCursor(driver) as cursor:
                 cursor.execute(self.sql, parameters)
-                return cursor.fetchall() if cursor.description is not None else []
+                result = cursor.pgresult  # (cursor.description would build column objects)
+                if result is None or result.status != pq.ExecStatus.TUPLES_OK:
+                    return []
+                return cursor.fetchall()
         except psycopg.Error as exc:
             lost = connection.dialect.is_disconnect(exc, driver, None)  # type: ignore[arg-type]
             if lost:
@@ -65,3 +75,24 @@ class PgStatement:
                 self.sql, parameters, exc, psycopg.Error,
                 connection_invalidated=lost, dialect=connection.dialect,
             ) from exc  # fmt: skip
+
+
+@cache
+def compiled(build: Callable[[], ClauseElement]) -> PgStatement:
+    """Return the PgStatement of a statement builder (each builder compiled once)."""
+    return PgStatement(build())
+
+
+def select_rows(
+    connection: Connection,
+    build: Callable[[], Select[*tuple[Any, ...]]],
+    values: Mapping[str, Any],
+) -> Sequence[Sequence[Any]]:
+    """Run a query made by `build` (a cached builder); return its rows as plain sequences.
+
+    A PgStatement on PostgreSQL, Connection.execute elsewhere; in the connection's
+    transaction either way. See the module's note on timestamps.
+    """
+    if connection.dialect.name == "postgresql":
+        return compiled(build).rows(connection, values)
+    return connection.execute(build(), values).all()

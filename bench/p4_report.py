@@ -12,7 +12,6 @@ from p4_measure import (
     CALL_SQL,
     CAMPAIGN_SQL,
     EXPORT_CHUNK_SQL,
-    HISTORY_SQL,
     ONE_PASS_SQL,
     SEARCH_SQL,
     SUMMARY_SQL,
@@ -153,10 +152,7 @@ def print_plans(
     campaign = conn.execute(CAMPAIGN_SQL, [BIG]).fetchone()
     assert campaign is not None
     if "call" in wanted:
-        explain(conn, "call by messageId", CALL_SQL, [message_id])
-        row = conn.execute(CALL_SQL, [message_id]).fetchone()
-        assert row is not None
-        explain(conn, "its history", HISTORY_SQL, [row[0]])
+        explain(conn, "call by messageId, with its history", CALL_SQL, [message_id])
     if "search" in wanted:
         explain(conn, "search by number", SEARCH_SQL, [number])
         explain(conn, "search, busy number", SEARCH_SQL, [HOT_NUMBER])

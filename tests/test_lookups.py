@@ -13,14 +13,16 @@ import httpx
 import pytest
 from flask import Flask
 from sqlalchemy import event, select, update
+from sqlalchemy.engine import make_url
 
 from app.campaigns import create_campaign, fingerprint, get_campaign
+from app.config import Settings
 from app.db import utcnow
 from app.launch_request import parse_launch
 from app.models import Call, Campaign
 from app.reporting import iter_campaign_csv
 from app.simulator import Simulator
-from tests.conftest import NOTIFY_TOKEN, LiveServer, db, state
+from tests.conftest import NOTIFY_TOKEN, LiveServer, db, make_token, serve, state
 
 JSON_TYPE = {"Content-Type": "application/json"}
 SCENARIO = "6298AA7707903A4ED680B436929681AD"
@@ -462,6 +464,102 @@ def test_lookup_lists_need_a_token_and_a_viewer_is_enough(
 
 
 # Command line
+
+
+# The call's detail
+
+
+def _far_from_utc(url: str) -> str:
+    """The same database, with PostgreSQL's sessions in UTC+05:45 (SQLite has no time zone)."""
+    if not url.startswith("postgresql"):
+        return url
+    options = {"options": "-c TimeZone=Asia/Kathmandu"}
+    return make_url(url).update_query_dict(options).render_as_string(hide_password=False)
+
+
+def test_call_detail_shows_its_history_oldest_first_in_utc(
+    settings: Settings, make_app: Any
+) -> None:
+    app = make_app(settings, database_url=_far_from_utc(settings.database_url))
+    if app.extensions["ivrdesk"].engine.dialect.name == "postgresql":
+        with state(app).engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW TimeZone").scalar() == "Asia/Kathmandu"
+    server = serve(app)
+    headers = {"Authorization": f"Bearer {make_token(app, 'operator')}"}
+    try:
+        with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
+            (message_id,) = launch(http, "zoned", (["385911234567"], "crm-1"))
+            notify(
+                server,
+                result(
+                    message_id,
+                    "busy",
+                    duration=0,
+                    charged=0,
+                    end="2026-04-02T07:00:41.500+0000",
+                    price=(0.0125, "EUR"),
+                ),
+            )
+            with db(app) as session:  # a call without any event: an empty history
+                call = session.scalars(select(Call).where(Call.message_id == message_id)).one()
+                session.add(
+                    Call(
+                        campaign_id=call.campaign_id,
+                        message_index=1,
+                        message_id="no-events-yet",
+                        to_number="385911234568",
+                    )
+                )
+                session.commit()
+            detail = http.get(f"/api/v1/calls/{message_id}")
+            bare = http.get("/api/v1/calls/no-events-yet")
+    finally:
+        server.stop()
+    assert detail.status_code == 200, detail.text
+    shown = detail.json()
+    assert [(h["source"], h["submitState"], h["applied"]) for h in shown["history"]] == [
+        ("submit", "accepted", True), ("report", None, True),
+    ]  # fmt: skip
+    received = [h["receivedAt"] for h in shown["history"]]
+    assert received == sorted(received)
+    assert all(t.endswith("Z") for t in received)
+    report = shown["history"][1]
+    assert report["occurredAt"] == "2026-04-02T07:00:41.500Z"
+    assert report["status"]["name"] == "BUSY"
+    assert report["error"]["permanent"] is True
+    assert (shown["status"]["name"], shown["outcome"], shown["callbackData"]) == (
+        "BUSY", "busy", "crm-1",
+    )  # fmt: skip
+    assert shown["updatedAt"].endswith("Z")
+    assert shown["price"] == {"pricePerSecond": 0.0125, "currency": "EUR"}
+    assert bare.status_code == 200, bare.text
+    assert bare.json()["history"] == []
+    assert bare.json()["submitState"] == "queued"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_get_requests_read_without_a_transaction(app: Flask, live: LiveServer) -> None:
+    """GETs run autocommitted on PostgreSQL; the pooled connection then writes in transactions."""
+    engine = state(app).engine
+    headers = {"Authorization": f"Bearer {make_token(app, 'viewer')}"}
+    seen: list[tuple[str, bool]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _note(connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        driver = connection.connection.driver_connection
+        seen.append((statement.split()[0], driver.autocommit))
+
+    missing = httpx.get(f"{live.url}/api/v1/calls/nothing-here", headers=headers, timeout=30)
+    assert missing.status_code == 404
+    # (the lookups themselves run as app.pg statements, which SQLAlchemy's events do not
+    # see; the token's first use is written through the session)
+    assert seen == [("UPDATE", True)]
+    seen.clear()
+    with state(app).sessions() as session:  # the same pooled connection, out of autocommit
+        session.execute(update(Campaign).values(name="x"))
+        assert not session.connection().connection.driver_connection.autocommit
+        session.rollback()
+    assert seen == [("UPDATE", False)]
 
 
 def test_cli_calls_show_prints_the_call_and_its_history(

@@ -7,7 +7,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import cast
 
-from flask import current_app, g
+from flask import current_app, g, request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +23,8 @@ class AppState:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    # Autocommitted sessions for GET and HEAD requests (PostgreSQL; None on SQLite).
+    read_sessions: sessionmaker[Session] | None = None
     _client: InfobipClient | None = field(default=None, repr=False)
 
     def client(self) -> InfobipClient:
@@ -64,10 +66,23 @@ def app_state() -> AppState:
     return cast(AppState, current_app.extensions["ivrdesk"])
 
 
+# Requests that only read: no view answering them writes more than one statement
+# (an API token's last use), so they need no transaction of their own.
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
 def db_session() -> Session:
-    """Return this request's session, opened on first use and closed at teardown."""
+    """Return this request's session, opened on first use and closed at teardown.
+
+    GET and HEAD requests on PostgreSQL get an autocommitted session
+    (app.db.make_read_session_factory): a lookup then costs no BEGIN or ROLLBACK.
+    """
     if "db_session" not in g:
-        g.db_session = app_state().sessions()
+        state = app_state()
+        sessions = state.sessions
+        if state.read_sessions is not None and request.method in READ_METHODS:
+            sessions = state.read_sessions
+        g.db_session = sessions()
     return cast(Session, g.db_session)
 
 
