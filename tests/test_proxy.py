@@ -99,6 +99,10 @@ def test_nginx_passes_the_real_client_scheme_and_host(
             named = client.get("/api/v1/openapi.json", headers={"Host": "ivr.example.test"})
             port = proxy.https_url.rsplit(":", 1)[1]
             assert named.json()["servers"] == [{"url": f"https://ivr.example.test:{port}"}]
+            searched = client.get(
+                "/api/v1/calls?limit=5&to=%2B41793026777&outcome=busy", headers=FORGED
+            )
+            assert searched.status_code == 401  # no token: still logged
             plain = httpx.get(f"{proxy.http_url}/api/v1/calls?to=1")
             assert plain.status_code == 301
             assert plain.headers["Location"] == "https://127.0.0.1/api/v1/calls?to=1"
@@ -135,6 +139,9 @@ def test_nginx_passes_the_real_client_scheme_and_host(
             assert refused.json()["error"]["code"] == "validation_error"  # ivrdesk's answer
     assert f"POST {NOTIFY}" not in proxy.access_log()  # the site's log masks the token
     assert "POST /notify/ivr/*** HTTP/1.1" in proxy.access_log()
+    # The number searched for is personal data: masked, the rest of the query kept.
+    assert "41793026777" not in proxy.access_log()
+    assert "GET /api/v1/calls?limit=5&to=***&outcome=busy HTTP/1.1" in proxy.access_log()
 
 
 def test_forged_forwarded_for_is_not_trusted_behind_nginx(
