@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from app.config import Settings
 from app.models import Call, CallEvent, InboundReport
 from app.web.notify_lane import NotifyLane
 from tests.conftest import NOTIFY_TOKEN, LiveServer, db, serve
@@ -100,6 +101,33 @@ def test_the_lane_hands_everything_else_to_the_view_with_the_same_body(
     assert probe.status_code == 599
     with db(app) as session:
         assert session.scalars(select(InboundReport)).all() == []  # the lane wrote nothing
+
+
+def test_a_database_failure_in_the_lane_is_logged_and_answered_under_one_request_id(
+    settings: Settings, make_app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database refuses connections: the lane logs why it hands the POST on, the view
+    answers 503, and the log line, the answer and the caller share one request id."""
+    app = make_app(settings, database_url="postgresql+psycopg://postgres@127.0.0.1:1/gone")
+    server = serve(app)
+    body = json.dumps({"results": [report(FIRST, 3, 5, "DELIVERED_TO_HANDSET", AT)]}).encode()
+    url = f"{server.url}/notify/ivr/{NOTIFY_TOKEN}"
+    try:
+        with caplog.at_level("WARNING", logger="app.web.notify_lane"):
+            presented = _post(url, body, {**LANE, "X-Request-ID": "lane-outage-1"})
+            chosen = _post(url, body, LANE)
+    finally:
+        server.stop()
+    assert (presented.status_code, chosen.status_code) == (503, 503)
+    assert presented.headers["Retry-After"]
+    ids = [presented.headers["X-Request-ID"], chosen.headers["X-Request-ID"]]
+    assert ids[0] == "lane-outage-1"
+    assert len(ids[1]) == 32  # made up by the lane, kept by the view
+    warnings = [r for r in caplog.records if r.name == "app.web.notify_lane"]
+    assert [r.getMessage() for r in warnings] == [
+        "fast report path failed, taking the general one: OperationalError"
+    ] * 2
+    assert [getattr(r, "request_id", None) for r in warnings] == ids
 
 
 def _history(app: Flask, message_id: str) -> list[tuple[Any, ...]]:

@@ -79,12 +79,18 @@ class NotifyLane:
         length = self._acceptable_length(environ, token)
         if length is None:
             return self.wsgi_app(environ, start_response)
+        # The request's id, chosen as Flask's hook would, and handed on as the caller's
+        # own: the lane's log line, its answer and the view's (if it takes the POST on)
+        # then share one id.
+        environ["HTTP_X_REQUEST_ID"] = request_id = pick_request_id(
+            environ.get("HTTP_X_REQUEST_ID")
+        )
         body = _read(environ["wsgi.input"], length)
         if len(body) == length:
             content_type = environ.get("CONTENT_TYPE", "")
-            answer = self._record(body, content_type, environ.get("REMOTE_ADDR"))
+            answer = self._record(body, content_type, environ.get("REMOTE_ADDR"), request_id)
             if answer is not None:
-                return self._answer(environ, start_response, answer, started)
+                return self._answer(start_response, answer, started, request_id)
         environ["wsgi.input"] = BytesIO(body)  # the view reads the same bytes again
         return self.wsgi_app(environ, start_response)
 
@@ -105,7 +111,7 @@ class NotifyLane:
         return length if 0 < length <= self.settings.max_report_bytes else None
 
     def _record(
-        self, body: bytes, content_type: str, peer: str | None
+        self, body: bytes, content_type: str, peer: str | None, request_id: str
     ) -> tuple[list[ItemResult], list[ParsedItem]] | None:
         """Record the body's results as the view would, or None (nothing stored)."""
         try:
@@ -124,7 +130,10 @@ class NotifyLane:
             finally:
                 session.close()
         except DBAPIError as exc:
-            log.warning("fast report path failed, taking the general one: %s", type(exc).__name__)
+            log.warning(
+                "fast report path failed, taking the general one: %s", type(exc).__name__,
+                extra={"request_id": request_id},
+            )  # fmt: skip
             return None
         return results, items
 
@@ -146,10 +155,10 @@ class NotifyLane:
 
     def _answer(
         self,
-        environ: WSGIEnvironment,
         start_response: StartResponse,
         answer: tuple[list[ItemResult], list[ParsedItem]],
         started: float,
+        request_id: str,
     ) -> Iterable[bytes]:
         results, items = answer
         metrics.count_report_results(results)
@@ -161,7 +170,7 @@ class NotifyLane:
                 ("Content-Type", "application/json"),
                 ("Content-Length", str(len(payload))),
                 ("X-Content-Type-Options", "nosniff"),
-                (REQUEST_ID_HEADER, pick_request_id(environ.get("HTTP_X_REQUEST_ID"))),
+                (REQUEST_ID_HEADER, request_id),
             ],
         )
         metrics.observe_request(ENDPOINT, "POST", 200, time.perf_counter() - started)
