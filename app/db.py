@@ -69,10 +69,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# The execution option that marks an engine's connections as only reading (below).
+READS_ONLY = "ivrdesk_reads_only"
+
+
 def _sqlite_begin(conn: Any) -> None:
     # pysqlite's own transaction handling is off (below); take the write lock at
     # BEGIN so two writers queue on busy_timeout instead of failing on upgrade.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A session that only reads takes no lock (WAL: it reads its own snapshot).
+    reads_only = conn.get_execution_options().get(READS_ONLY)
+    conn.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
 
 
 def normalise_url(url: str) -> str:
@@ -142,19 +148,21 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def make_read_session_factory(engine: Engine) -> sessionmaker[Session] | None:
-    """Return sessions for requests that only read (PostgreSQL), or None (SQLite).
+def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Return sessions for requests that only read (GET and HEAD); they must not write.
 
-    Their connections are in autocommit: each statement is its own transaction, so a
-    lookup costs no BEGIN and no ROLLBACK round trip. Under READ COMMITTED, what
-    PostgreSQL runs by default, a transaction's statements each see their own
-    snapshot anyway, so a lookup of several statements sees nothing different.
-    SQLAlchemy puts the connection back out of autocommit when it returns to the pool.
-    SQLite keeps its own sessions: its transactions begin with BEGIN IMMEDIATE (above).
+    On PostgreSQL their connections are in autocommit: each statement is its own
+    transaction, so a lookup costs no BEGIN and no ROLLBACK round trip. Under READ
+    COMMITTED, what PostgreSQL runs by default, a transaction's statements each see
+    their own snapshot anyway, so a lookup of several statements sees nothing
+    different. SQLAlchemy puts the connection back out of autocommit when it returns
+    to the pool. On SQLite their transactions begin with a plain BEGIN instead of
+    BEGIN IMMEDIATE (above): a lookup or an export never waits for, nor holds up, a
+    writer.
     """
-    if engine.dialect.name != "postgresql":
-        return None
-    return make_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+    if engine.dialect.name == "postgresql":
+        return make_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+    return make_session_factory(engine.execution_options(**{READS_ONLY: True}))
 
 
 def bulk_insert(session: Session, table: Table, rows: Iterable[Mapping[str, Any]]) -> None:

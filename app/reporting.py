@@ -218,9 +218,9 @@ def iter_campaign_csv(
     """Yield a campaign's export as CSV text, chunk by chunk, in constant memory.
 
     Each chunk is read in its own short transaction from a session made by
-    `sessions`: no transaction stays open while a slow client downloads (on
-    SQLite a transaction holds the write lock; on PostgreSQL it pins a snapshot
-    and a pooled connection).
+    `sessions` (the web layer's reading sessions): no transaction stays open
+    while a slow client downloads (on PostgreSQL it would pin a snapshot and a
+    pooled connection; on SQLite a writing session's would hold the write lock).
     """
     yield csv_text([CSV_COLUMNS])
     after = 0

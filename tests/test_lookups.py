@@ -6,6 +6,7 @@ import base64
 import csv
 import io
 import json
+import sqlite3
 from datetime import timedelta
 from typing import Any
 
@@ -539,7 +540,7 @@ def test_call_detail_shows_its_history_oldest_first_in_utc(
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_get_requests_read_without_a_transaction(app: Flask, live: LiveServer) -> None:
-    """GETs run autocommitted on PostgreSQL; the pooled connection then writes in transactions."""
+    """GETs read autocommitted on PostgreSQL; a token's last use and writes stay transactional."""
     engine = state(app).engine
     headers = {"Authorization": f"Bearer {make_token(app, 'viewer')}"}
     seen: list[tuple[str, bool]] = []
@@ -549,17 +550,43 @@ def test_get_requests_read_without_a_transaction(app: Flask, live: LiveServer) -
         driver = connection.connection.driver_connection
         seen.append((statement.split()[0], driver.autocommit))
 
-    missing = httpx.get(f"{live.url}/api/v1/calls/nothing-here", headers=headers, timeout=30)
-    assert missing.status_code == 404
-    # (the lookups themselves run as app.pg statements, which SQLAlchemy's events do not
-    # see; the token's first use is written through the session)
-    assert seen == [("UPDATE", True)]
+    listed = httpx.get(f"{live.url}/api/v1/campaigns", headers=headers, timeout=30)
+    assert listed.status_code == 200
+    # (the token check itself runs as an app.pg statement, which SQLAlchemy's events
+    # do not see; the campaign list is read through the session)
+    assert ("UPDATE", False) in seen  # the token's first use, in a transaction of its own
+    reads = [autocommit for verb, autocommit in seen if verb == "SELECT"]
+    assert reads
+    assert all(reads)
     seen.clear()
-    with state(app).sessions() as session:  # the same pooled connection, out of autocommit
+    with state(app).sessions() as session:  # the same pooled connections, out of autocommit
         session.execute(update(Campaign).values(name="x"))
-        assert not session.connection().connection.driver_connection.autocommit
         session.rollback()
     assert seen == [("UPDATE", False)]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlite_lookups_do_not_wait_for_a_writer(
+    app: Flask, live: LiveServer, http: httpx.Client
+) -> None:
+    """GETs on SQLite take no write lock: they answer while another connection writes."""
+    (message_id,) = launch(http, "locked", (["385911234567"], "crm-9"))  # token's use noted
+    database = make_url(state(app).settings.database_url).database
+    assert database
+    writer = sqlite3.connect(database, isolation_level=None, timeout=0)
+    writer.execute("BEGIN IMMEDIATE")  # held for the whole block: any writer would wait
+    try:
+        call = http.get(f"/api/v1/calls/{message_id}", timeout=10)
+        assert call.status_code == 200, call.text
+        assert call.json()["callbackData"] == "crm-9"
+        found = http.get("/api/v1/calls", params={"to": "385911234567"}, timeout=10)
+        assert [c["messageId"] for c in found.json()["items"]] == [message_id]
+        export = http.get("/api/v1/campaigns/locked/calls.csv", timeout=10)
+        assert export.status_code == 200
+        assert message_id in export.text
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
 
 
 def test_cli_calls_show_prints_the_call_and_its_history(

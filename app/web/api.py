@@ -183,8 +183,8 @@ def csv_export_response(bulk_id: str) -> Response:
     """Answer with a campaign's calls as a streamed CSV download (API and admin pages)."""
     session = db_session()
     campaign = get_campaign(session, bulk_id)  # a 404 comes before the stream starts
-    session.commit()  # end the read: SQLite holds its write lock until then
-    chunks = iter_campaign_csv(app_state().sessions, campaign.id)
+    session.commit()  # end the read before the stream starts
+    chunks = iter_campaign_csv(app_state().read_sessions, campaign.id)
     disposition = f'attachment; filename="{export_filename(bulk_id)}"'
     return Response(chunks, mimetype="text/csv", headers={"Content-Disposition": disposition})
 

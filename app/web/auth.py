@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from flask import g, request
+from sqlalchemy.orm import Session
 
 from app.accounts import LiveToken, find_token, note_token_use
 from app.db import utcnow
 from app.models import Role
 from app.web.errors import ApiError
-from app.web.state import db_session
+from app.web.state import READ_METHODS, app_state, db_session
 
 F = TypeVar("F", bound=Callable[..., Any])
 # last_used_at is written at most this often, so lookups do not each cost a commit.
@@ -43,9 +44,23 @@ def current_token(role: Role) -> LiveToken:
         raise ApiError(403, "forbidden", f"this needs an {role.value} token")
     now = utcnow()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
-        note_token_use(session, token.id, now)
-        session.commit()
+        _note_use(session, token.id, now)
     return token
+
+
+def _note_use(session: Session, token_id: int, now: datetime) -> None:
+    """Write a token's last use: in the request's session if it writes, else in its own.
+
+    A GET's session only reads (app.web.state); any other request's may hold SQLite's
+    write lock already, which a second session would wait for in vain.
+    """
+    if request.method not in READ_METHODS:
+        note_token_use(session, token_id, now)
+        session.commit()
+        return
+    with app_state().sessions() as writer:
+        note_token_use(writer, token_id, now)
+        writer.commit()
 
 
 def require_token(role: Role) -> Callable[[F], F]:

@@ -23,8 +23,8 @@ class AppState:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    # Autocommitted sessions for GET and HEAD requests (PostgreSQL; None on SQLite).
-    read_sessions: sessionmaker[Session] | None = None
+    # Sessions for GET and HEAD requests, which only read (app.db.make_read_session_factory).
+    read_sessions: sessionmaker[Session]
     _client: InfobipClient | None = field(default=None, repr=False)
 
     def client(self) -> InfobipClient:
@@ -66,23 +66,21 @@ def app_state() -> AppState:
     return cast(AppState, current_app.extensions["ivrdesk"])
 
 
-# Requests that only read: no view answering them writes more than one statement
-# (an API token's last use), so they need no transaction of their own.
+# Requests that only read: no view answering them writes (an API token's last use is
+# written in a session of its own, app.web.auth).
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 def db_session() -> Session:
     """Return this request's session, opened on first use and closed at teardown.
 
-    GET and HEAD requests on PostgreSQL get an autocommitted session
-    (app.db.make_read_session_factory): a lookup then costs no BEGIN or ROLLBACK.
+    GET and HEAD requests get a reading session (app.db.make_read_session_factory):
+    autocommitted on PostgreSQL, without the write lock on SQLite.
     """
     if "db_session" not in g:
         state = app_state()
-        sessions = state.sessions
-        if state.read_sessions is not None and request.method in READ_METHODS:
-            sessions = state.read_sessions
-        g.db_session = sessions()
+        reads = request.method in READ_METHODS
+        g.db_session = (state.read_sessions if reads else state.sessions)()
     return cast(Session, g.db_session)
 
 
