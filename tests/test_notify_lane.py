@@ -24,6 +24,8 @@ HANDED_ON = "599 Handed On"
 LANE = {"Content-Type": "application/json"}
 AT = "2036-04-02T07:00:10.000+0000"
 VIEW = {"Content-Type": "application/json; charset=ISO-8859-1"}  # same bytes, the view's way
+# One report that delivers the first call, as most tests post it.
+DELIVERED = json.dumps({"results": [report(FIRST, 3, 5, "DELIVERED_TO_HANDSET", AT)]}).encode()
 
 
 def _handed_on(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -53,7 +55,7 @@ def test_the_lane_answers_a_single_json_report_on_its_own(
     http: httpx.Client, lane_only: LiveServer, app: Flask
 ) -> None:
     launch_seed(http)
-    body = json.dumps({"results": [report(FIRST, 3, 5, "DELIVERED_TO_HANDSET", AT)]}).encode()
+    body = DELIVERED
     url = f"{lane_only.url}/notify/ivr/{NOTIFY_TOKEN}"
     answer = _post(url, body, {**LANE, "X-Request-ID": "lane-test-1"})
     assert answer.status_code == 200, answer.text
@@ -79,7 +81,7 @@ def test_the_lane_hands_everything_else_to_the_view_with_the_same_body(
     http: httpx.Client, lane_only: LiveServer, app: Flask
 ) -> None:
     launch_seed(http)
-    one = json.dumps({"results": [report(FIRST, 3, 5, "DELIVERED_TO_HANDSET", AT)]}).encode()
+    one = DELIVERED
     url = f"{lane_only.url}/notify/ivr/{NOTIFY_TOKEN}"
     cases: list[tuple[str, bytes, dict[str, str], str]] = [
         ("wrong token", one, LANE, f"{lane_only.url}/notify/ivr/not-the-token"),
@@ -110,7 +112,7 @@ def test_a_database_failure_in_the_lane_is_logged_and_answered_under_one_request
     answers 503, and the log line, the answer and the caller share one request id."""
     app = make_app(settings, database_url="postgresql+psycopg://postgres@127.0.0.1:1/gone")
     server = serve(app)
-    body = json.dumps({"results": [report(FIRST, 3, 5, "DELIVERED_TO_HANDSET", AT)]}).encode()
+    body = DELIVERED
     url = f"{server.url}/notify/ivr/{NOTIFY_TOKEN}"
     try:
         with caplog.at_level("WARNING", logger="app.web.notify_lane"):

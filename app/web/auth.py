@@ -14,7 +14,7 @@ from app.accounts import LiveToken, find_token, note_token_use
 from app.db import utcnow
 from app.models import Role
 from app.web.errors import ApiError
-from app.web.state import READ_METHODS, app_state, db_session
+from app.web.state import app_state, db_session, request_only_reads
 
 F = TypeVar("F", bound=Callable[..., Any])
 # last_used_at is written at most this often, so lookups do not each cost a commit.
@@ -54,7 +54,7 @@ def _note_use(session: Session, token_id: int, now: datetime) -> None:
     A GET's session only reads (app.web.state); any other request's may hold SQLite's
     write lock already, which a second session would wait for in vain.
     """
-    if request.method not in READ_METHODS:
+    if not request_only_reads():
         note_token_use(session, token_id, now)
         session.commit()
         return

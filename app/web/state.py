@@ -71,6 +71,11 @@ def app_state() -> AppState:
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 
+def request_only_reads() -> bool:
+    """Say whether this request's session is a reading one (see db_session)."""
+    return request.method in READ_METHODS
+
+
 def db_session() -> Session:
     """Return this request's session, opened on first use and closed at teardown.
 
@@ -79,8 +84,7 @@ def db_session() -> Session:
     """
     if "db_session" not in g:
         state = app_state()
-        reads = request.method in READ_METHODS
-        g.db_session = (state.read_sessions if reads else state.sessions)()
+        g.db_session = (state.read_sessions if request_only_reads() else state.sessions)()
     return cast(Session, g.db_session)
 
 
