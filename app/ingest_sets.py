@@ -51,7 +51,7 @@ from sqlalchemy.types import TypeEngine
 
 from app.calls import STATUS_COLUMNS
 from app.models import Call, CallEvent
-from app.pg import compiled
+from app.pg import array_literal, compiled
 
 _CALLS: Table = Call.__table__  # type: ignore[assignment]
 _EVENTS: Table = CallEvent.__table__  # type: ignore[assignment]
@@ -103,10 +103,15 @@ def _rows(param: str, name: str, columns: Sequence[Column[Any]]) -> Any:
     return select(*fields, elements.c.n).select_from(source).subquery(name)
 
 
+def _array(name: str, kind: type[TypeEngine[Any]]) -> ColumnElement[Any]:
+    """An array bound as the text of its literal (app.pg.array_literal), cast on the server."""
+    return sa.cast(bindparam(name, type_=Text), ARRAY(kind))
+
+
 @cache
 def _lock_statement() -> Select[Any]:
     """Select the calls of some messageIds (:ids) FOR NO KEY UPDATE, in id order."""
-    ids = bindparam("ids", type_=ARRAY(Text))
+    ids = _array("ids", Text)
     return (
         select(_CALLS.c.id, _CALLS.c.message_id, _CALLS.c.status_final,
                _CALLS.c.status_occurred_at)
@@ -137,10 +142,9 @@ def _move_statement() -> Update:
     by an earlier POST under the same key), so the status travels as a key, not as
     its values a second time.
     """
-    ids = bindparam("ids", type_=ARRAY(BigInteger))
+    ids = _array("ids", BigInteger)
     moves = (
-        func.unnest(ids, bindparam("keys", type_=ARRAY(Text)),
-                    bindparam("finals", type_=ARRAY(Boolean)))
+        func.unnest(ids, _array("keys", Text), _array("finals", Boolean))
         .table_valued(column("id", BigInteger), column("key", Text), column("final", Boolean))
         .render_derived(name="m")
     )  # fmt: skip
@@ -166,7 +170,7 @@ def _move_statement() -> Update:
 def _duplicates_statement() -> Update:
     """Add each count of :counts to the duplicates of the event with its key."""
     rows = _rows("counts", "d", _COUNT_COLUMNS)
-    keys = bindparam("keys", type_=ARRAY(Text))  # as for the moves: found by key
+    keys = _array("keys", Text)  # as for the moves: found by key
     return (
         update(_EVENTS)
         .where(_EVENTS.c.dedupe_key == rows.c.dedupe_key, _EVENTS.c.dedupe_key == any_(keys))
@@ -233,7 +237,7 @@ def lock_calls(session: Session, message_ids: Iterable[str]) -> list[Any]:
     FOR NO KEY UPDATE is the lock an UPDATE of non-key columns takes: it does not
     block the foreign-key checks of events inserted for these calls elsewhere.
     """
-    return _run(session, _lock_statement, {"ids": list(message_ids)})
+    return _run(session, _lock_statement, {"ids": array_literal(message_ids)})
 
 
 def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
@@ -250,7 +254,7 @@ def move_statuses(session: Session, moves: Sequence[tuple[int, str, bool]], now:
     Run after the events are inserted (see ingest.py)."""
     if not moves:
         return
-    ids, keys, finals = (list(values) for values in zip(*sorted(moves), strict=True))
+    ids, keys, finals = (array_literal(values) for values in zip(*sorted(moves), strict=True))
     _run(session, _move_statement, {"ids": ids, "keys": keys, "finals": finals, "now": now})
 
 
@@ -260,5 +264,5 @@ def count_duplicates(session: Session, counts: dict[str, int]) -> None:
     params: dict[str, Any] = _params(
         "counts", [{"dedupe_key": key, "added": counts[key]} for key in keys], _COUNT_LAYOUT
     )
-    params["keys"] = keys
+    params["keys"] = array_literal(keys)
     _run(session, _duplicates_statement, params)

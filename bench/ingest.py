@@ -4,7 +4,8 @@ Run: .venv/bin/python bench/ingest.py [--requests 3000] [--repeat 3] [--concurre
 
 Both apps run under gunicorn with deploy/gunicorn.conf.py on the same fresh PostgreSQL
 database; the same load generator (processes with keep-alive HTTP clients, beside the
-server on this machine) posts to each in turn. P1: one result per POST, ivrdesk vs the
+server on this machine: support.PostClient, lean so that it leaves the two cores to the
+server) posts to each in turn. P1: one result per POST, ivrdesk vs the
 baseline (one INSERT, one UPDATE, one commit), median of --repeat rounds and their ratio.
 P2: 100 results per POST, results per second. Each round also prints the CPU time per
 POST of gunicorn (all its processes), PostgreSQL (all its processes) and the load
@@ -30,10 +31,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from support import free_port, wait_for
+from support import PostClient, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -126,12 +126,11 @@ def reports(ids: list[str], count: int, per_post: int, round_no: int) -> list[by
 
 def _client(args: tuple[str, list[bytes]]) -> int:
     url, bodies = args
-    failures = 0
-    with httpx.Client(timeout=60, headers={"Content-Type": "application/json"}) as client:
-        for body in bodies:
-            if client.post(url, content=body).status_code != 200:
-                failures += 1
-    return failures
+    client = PostClient(url)
+    try:
+        return sum(client.post(body) != 200 for body in bodies)
+    finally:
+        client.close()
 
 
 def load(url: str, bodies: list[bytes], concurrency: int) -> tuple[float, int]:

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.models import Call, CallEvent, InboundReport
 from app.simulator import ReportPlan, Simulator
@@ -305,3 +305,32 @@ def test_notify_end_to_end_with_duplicates_and_reordering(
     distinct = {(r["messageId"], r["status"]["id"], r["voiceCall"]["endTime"]) for r in posted}
     assert reports == len(distinct)
     assert reports + (duplicates or 0) == len(posted)
+
+
+def test_notify_batch_binds_message_ids_that_need_quoting(
+    http: httpx.Client, live: LiveServer, app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A batch binds its messageIds as one array literal (app.pg.array_literal). A launch
+    # takes only letters, digits and . _ : - (the word NULL among them), but Infobip
+    # may name a call anything: a call renamed in the database stands for one. Quotes,
+    # backslashes, braces, commas and spaces must round-trip, both for a call found and
+    # for a report parked under exactly its own id.
+    awkward = 'say "hi", {x} \\ y'
+    launch_seed(http, also=("NULL", "renamed"))
+    with db(app) as session:
+        session.execute(update(Call).where(Call.message_id == "renamed").values(message_id=awkward))
+        session.commit()
+    ours = ("NULL", awkward)
+    strangers = ('quo"te', "back\\slash", "{brace,comma}", " spaced ", "wörd")
+    results = [report(message_id, 2, 97, "BUSY", "2036-04-02T07:00:10.000+0000")
+               for message_id in ours + strangers]  # fmt: skip
+    answer = post_results(live, *results)
+    assert (answer["applied"], answer["unmatched"], answer["invalid"]) == (2, 5, 0)
+    assert {call(app, message_id).outcome for message_id in ours} == {"busy"}
+    for message_id in strangers:
+        (parked,) = events(app, message_id)
+        assert (parked.call_id, parked.reason) == (None, "unmatched")
+    again = post_results(live, *results)  # every key stored: counted, not appended
+    assert again["duplicates"] == len(results)
+    assert [events(app, message_id)[-1].duplicates for message_id in ours + strangers] == [1] * 7
+    assert "fell back" not in caplog.text  # the batch statements took them as they are
