@@ -139,10 +139,15 @@ def _column_limits() -> dict[str, tuple[str, Decimal]]:
 _LIMITS = _column_limits()
 
 
-def unstorable_value(values: dict[str, Any]) -> str | None:
-    """Name a value its column cannot hold (SQLite would store it, PostgreSQL refuses)."""
-    texts = [value for value in values.values() if isinstance(value, str)]
-    if has_unstorable_character("".join(texts)):  # rare: find which value, and why
+def unstorable_value(values: dict[str, Any], *, text_checked: bool = False) -> str | None:
+    """Name a value its column cannot hold (SQLite would store it, PostgreSQL refuses).
+
+    text_checked: the caller knows that no text holds a NUL or a lone surrogate
+    (app.text.json_may_hold_unstorable said so of the whole body); only lengths and
+    ranges are checked then.
+    """
+    texts = [] if text_checked else [value for value in values.values() if isinstance(value, str)]
+    if texts and has_unstorable_character("".join(texts)):  # rare: find which value, and why
         for name, value in values.items():
             if isinstance(value, str) and has_nul(value):
                 return f"{name} contains a NUL character"

@@ -159,8 +159,13 @@ def record_batch(
     received_at: datetime,
     inbound_report_id: int | None,
     source: EventSource = EventSource.REPORT,
+    text_checked: bool = False,
 ) -> list[ItemResult]:
-    """Record every result of a POST; raise on any database error (see the module doc)."""
+    """Record every result of a POST; raise on any database error (see the module doc).
+
+    text_checked: no text of the items holds a NUL or a lone surrogate (see
+    calls.unstorable_value).
+    """
     results: list[ItemResult] = []
     reports: list[tuple[str, DeliveryReport, Change, dict[str, Any]]] = []
     for item in items:
@@ -171,7 +176,7 @@ def record_batch(
             continue
         change = change_from_report(item)
         values = event_values(item, change, received_at, inbound_report_id, source)
-        too_long = unstorable_value(values)
+        too_long = unstorable_value(values, text_checked=text_checked)
         if too_long is not None:
             results.append(ItemResult(item.index, item.message_id, INVALID, too_long))
             continue

@@ -160,12 +160,11 @@ def _read_usual_report(index: int, item: Any) -> DeliveryReport:
         raise _Unusual
     values: dict[str, Any] = {"index": index, "version": version, "message_id": message_id}
     texts: dict[str, str | None] = {}
-    for parent_keys, fields, moments in _USUAL_PLANS[version]:
+    for parent_keys, fields, moments, absent in _USUAL_PLANS[version]:
         parent = _usual_object(item, parent_keys) if parent_keys else item
         if parent is None:
-            values.update(dict.fromkeys(name for name, _, _ in fields))
-            values.update(dict.fromkeys(name for name, _ in moments))
-            texts.update(dict.fromkeys(name for name, _ in moments))
+            values.update(absent)
+            texts.update(absent)  # (also the fields' names: only timestamps' are read)
             continue
         for name, key, coerce in fields:
             value = parent.get(key)
@@ -255,11 +254,11 @@ def _read_times(item: dict[str, Any], version: int) -> dict[str, Any]:
 
 def _choose_occurred_at(values: dict[str, Any], texts: dict[str, str | None]) -> None:
     """Set occurred_at and its text: the end time, else done, else sent (DESIGN.md step 3)."""
-    chosen = next(
-        (name for name in ("end_time", "done_at", "sent_at") if values[name] is not None), None
-    )
-    values["occurred_at"] = None if chosen is None else values[chosen]
-    values["occurred_at_text"] = None if chosen is None else texts[chosen]
+    for name in ("end_time", "done_at", "sent_at"):
+        if values[name] is not None:
+            values["occurred_at"], values["occurred_at_text"] = values[name], texts[name]
+            return
+    values["occurred_at"] = values["occurred_at_text"] = None
 
 
 def _read_collected(item: dict[str, Any], version: int) -> dict[str, Any] | None:
@@ -361,6 +360,7 @@ _UsualPlan: TypeAlias = tuple[
         tuple[str, ...],  # the keys of the object holding the fields, () for the result itself
         tuple[tuple[str, str, Callable[[Any], Any]], ...],  # field, key, coercion
         tuple[tuple[str, str], ...],  # timestamps: field, key
+        dict[str, None],  # every field and timestamp of the object, None: when it is null
     ],
     ...,
 ]
@@ -375,7 +375,11 @@ def _usual_plan(version: int) -> _UsualPlan:
     for name, v2_path, v1_path in _TIMES:
         *parent, key = (v2_path if version == 2 else v1_path).split(".")
         groups.setdefault(tuple(parent), ([], []))[1].append((name, key))
-    return tuple((parent, tuple(got[0]), tuple(got[1])) for parent, got in groups.items())
+    return tuple(
+        (parent, tuple(fields), tuple(moments),
+         dict.fromkeys([name for name, _, _ in fields] + [name for name, _ in moments]))
+        for parent, (fields, moments) in groups.items()
+    )  # fmt: skip
 
 
 _USUAL_PLANS = {2: _usual_plan(2), 1: _usual_plan(1)}

@@ -21,8 +21,9 @@ from app.db import utcnow
 from app.ingest import record_batch
 from app.ingest_pg import record_single
 from app.models import InboundReport
-from app.notify import DeliveryReport, ParsedItem
+from app.notify import DeliveryReport, ParsedItem, media_type
 from app.pg import compiled
+from app.text import json_may_hold_unstorable
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,9 @@ def record_post(
     One report on PostgreSQL is one statement (app.ingest_pg); several are a few
     set-based statements (app.ingest). When something in the POST cannot be stored
     as a whole, it is redone item by item, each in its own savepoint, so that the
-    raw body and the good items are kept. OperationalError (the database is gone,
+    raw body and the good items are kept. A UTF-8 JSON body without the escapes that
+    make a NUL or a surrogate spares the batch a scan of every text for them.
+    OperationalError (the database is gone,
     a lock conflict) is raised for the caller to retry or refuse.
     """
     try:
@@ -97,7 +100,8 @@ def record_post(
         inbound_id, received_at = store_inbound(
             session, body, content_type=content_type, peer=peer, items=len(items), parse_error=None
         )
-        return record_batch(session, items, received_at=received_at, inbound_report_id=inbound_id)
+        return record_batch(session, items, received_at=received_at, inbound_report_id=inbound_id,
+                            text_checked=_text_checked(body, content_type))  # fmt: skip
     except OperationalError:
         raise
     except DBAPIError as exc:
@@ -107,3 +111,10 @@ def record_post(
             session, body, content_type=content_type, peer=peer, items=len(items), parse_error=None
         )
         return record_items(session, items, received_at=received_at, inbound_report_id=inbound_id)
+
+
+def _text_checked(body: bytes, content_type: str) -> bool:
+    """Say whether no text parsed from this body can hold a NUL or a lone surrogate."""
+    kind, charset = media_type(content_type)
+    utf8 = charset is None or charset.lower().replace("-", "") == "utf8"
+    return kind == "application/json" and utf8 and not json_may_hold_unstorable(body)

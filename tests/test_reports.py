@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 
 from app.models import Call, CallEvent, InboundReport
 from app.simulator import ReportPlan, Simulator
+from app.text import json_may_hold_unstorable
 from tests.conftest import DATA, NOTIFY_TOKEN, LiveServer, db, state
 
 FIRST = "0f6c1d52-3b1e-4d55-9a34-2c1b7d9e0a11"
@@ -334,3 +335,41 @@ def test_notify_batch_binds_message_ids_that_need_quoting(
     assert again["duplicates"] == len(results)
     assert [events(app, message_id)[-1].duplicates for message_id in ours + strangers] == [1] * 7
     assert "fell back" not in caplog.text  # the batch statements took them as they are
+
+
+@pytest.mark.parametrize(
+    ("escape", "reason"),
+    [("a\\u0000b", "contains a NUL character"),
+     ("\\ud800", "contains unpaired surrogates (not valid Unicode)"),
+     ("\\uDFFF", "contains unpaired surrogates (not valid Unicode)")],
+)  # fmt: skip
+def test_notify_batch_refuses_only_the_result_with_unstorable_text(
+    http: httpx.Client,
+    live: LiveServer,
+    app: Flask,
+    caplog: pytest.LogCaptureFixture,
+    escape: str,
+    reason: str,
+) -> None:
+    # A UTF-8 JSON body without \u0000 or surrogate escapes skips the scan of every text
+    # (app.text.json_may_hold_unstorable); one with them is scanned value by value.
+    launch_seed(http, also=("good-one", "bad-one"))
+    body = json.dumps({"results": [
+        report("good-one", 2, 97, "BUSY", "2036-04-02T07:00:10.000+0000"),
+        {**report("bad-one", 2, 97, "BUSY", "2036-04-02T07:00:10.000+0000"),
+         "callbackData": "@@"},
+        report(FIRST, 2, 97, "BUSY", "2036-04-02T07:00:10.000+0000"),
+    ]}).replace('"@@"', f'"{escape}"').encode()  # fmt: skip
+    answer = notify(live, body, JSON_TYPE).json()
+    assert [item["result"] for item in answer["items"]] == ["applied", "invalid", "applied"]
+    assert answer["items"][1]["reason"] == f"callback_data {reason}"
+    assert call(app, "bad-one").outcome == "pending"
+    assert {call(app, message_id).outcome for message_id in ("good-one", FIRST)} == {"busy"}
+    assert "fell back" not in caplog.text  # found by the batch, not by a failed statement
+
+
+def test_only_nul_and_surrogate_escapes_make_json_suspect() -> None:
+    assert not json_may_hold_unstorable('{"a": "wörd 😀 \\u00e9 \\n \\\\ u0000"}'.encode())
+    assert json_may_hold_unstorable(b'{"a": "\\u0000"}')
+    assert json_may_hold_unstorable(b'{"a": "\\ud83d\\ude00"}')  # a pair: the scan decides
+    assert json_may_hold_unstorable(b'{"a": "\\\\u0000"}')  # an escaped backslash: likewise
