@@ -1,13 +1,18 @@
 """Seed PostgreSQL with 200k calls and 600k events, then EXPLAIN ANALYZE every lookup's SQL.
 
-Run: .venv/bin/python bench/explain_lookups.py > docs/QUERY_PLANS.txt
-It captures the statements the real lookup functions run and explains each one.
+Run: .venv/bin/python bench/explain_lookups.py (its output is the body of docs/QUERY_PLANS.md)
+It captures the statements the real lookup functions run, through SQLAlchemy or as
+app.pg.PgStatement on psycopg's raw cursor, and explains each one.
 """
 
 # ruff: noqa: E501  (seed SQL is long and literal)
 import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import create_engine, event, text
+import psycopg
+from sqlalchemy import Connection, create_engine, event, text
+from sqlalchemy.orm import Session
 
 from app.db import make_engine, make_session_factory
 from app.listings import (
@@ -19,6 +24,7 @@ from app.listings import (
 )
 from app.lookups import find_call_detail, find_campaign_detail
 from app.migrate import upgrade
+from app.pg import PgStatement
 from app.reporting import campaign_summary
 
 admin = create_engine("postgresql+psycopg://postgres@127.0.0.1/test", isolation_level="AUTOCOMMIT")
@@ -50,19 +56,51 @@ with e.begin() as c:
         )
     )
     c.execute(text("ANALYZE"))
-captured = []
+# (statement, parameters, raw): raw ones have $n placeholders and run on a RawCursor.
+captured: list[tuple[str, Any, bool]] = []
 
 
 @event.listens_for(e, "before_cursor_execute")
-def grab(conn, cursor, statement, parameters, context, executemany):
+def grab(
+    conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+) -> None:
+    """Keep each read that SQLAlchemy sends."""
     if statement.lstrip().upper().startswith(
         ("SELECT", "WITH")
     ) and not statement.lstrip().upper().startswith("EXPLAIN"):
-        captured.append((statement, parameters))
+        captured.append((statement, parameters, False))
+
+
+_rows = PgStatement.rows
+
+
+def grab_raw(self: PgStatement, connection: Connection, values: Mapping[str, Any]) -> Any:
+    """Keep each read run as a PgStatement, then run it."""
+    captured.append((self.sql, self.parameters(values), True))
+    return _rows(self, connection, values)
+
+
+PgStatement.rows = grab_raw  # type: ignore[method-assign]
+
+
+def md5_(n: int) -> str:
+    """Return the md5 text the seed SQL gives call n."""
+    return hashlib.md5(str(n).encode()).hexdigest()  # noqa: S324  (matches the seed SQL md5)
+
+
+def explain(session: Session, statement: str, params: Any, raw: bool) -> Sequence[str]:
+    """Return the plan lines of one captured statement, run again under EXPLAIN ANALYZE."""
+    query = "EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) " + statement
+    connection = session.connection()
+    if raw:
+        driver: Any = connection.connection.driver_connection
+        with psycopg.RawCursor(driver) as cursor:
+            return [row[0] for row in cursor.execute(query, params).fetchall()]
+    return connection.exec_driver_sql(query, params).scalars().all()
 
 
 S = make_session_factory(e)
-cases = {
+cases: dict[str, Callable[[Session], object]] = {
     "call by messageId (GET /api/v1/calls/<id>)": lambda s: find_call_detail(s, md5_(12345)),
     "search by number (GET /api/v1/calls?to=)": lambda s: find_calls(
         s, read_call_filter({"to": "+385 91 201 2345"}), limit=50
@@ -80,24 +118,14 @@ cases = {
 }
 
 
-def md5_(n):
-    return hashlib.md5(str(n).encode()).hexdigest()  # noqa: S324  (matches the seed SQL md5)
-
-
 for name, run in cases.items():
     captured.clear()
     with S() as s:
         run(s)
         statements = list(captured)
         print(f"\n### {name}")
-        for statement, params in statements:
-            plan = (
-                s.connection()
-                .exec_driver_sql("EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) " + statement, params)
-                .scalars()
-                .all()
-            )
-            print("\n".join("    " + line for line in plan))
+        for statement, params, raw in statements:
+            print("\n".join("    " + line for line in explain(s, statement, params, raw)))
 e.dispose()
 with admin.connect() as c:
     c.execute(text("DROP DATABASE IF EXISTS explain WITH (FORCE)"))

@@ -187,7 +187,7 @@ def gunicorn(app: str, url: str) -> Iterator[tuple[str, int]]:
            "IVR_NOTIFY_TOKENS": TOKEN, "IVR_INSTANCE_PATH": tempfile.gettempdir(),
            "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_ACCESSLOG": "-",
            "IVR_LOG_FORMAT": "text", "PYTHONPATH": str(ROOT)}  # fmt: skip
-    command = [BIN / "gunicorn", "-c", "deploy/gunicorn.conf.py", app]
+    command = [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", app]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     base = f"http://127.0.0.1:{port}"

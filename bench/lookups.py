@@ -170,7 +170,10 @@ def measure(
     timings = Timings()
     workers = children(master)
     cpu = sum(cpu_seconds(pid) for pid in workers)
-    for n, (path, query) in enumerate(zip(paths, queries or [None] * len(paths), strict=True)):
+    bare: list[Callable[[psycopg.Connection], Any] | None] = (
+        list(queries) if queries else [None] * len(paths)
+    )
+    for n, (path, query) in enumerate(zip(paths, bare, strict=True)):
         if query is None:
             timings.http.append(time_http(client, path))
         elif n % 2:
@@ -285,10 +288,9 @@ def run_measurements(
         results["search"] = searches(numbers)
         results["hot"] = searches([HOT_NUMBER] * max(5, args.samples // 10))
         with conn.cursor() as cursor:
-            results["rows"] = statistics.mean(
-                cursor.execute("SELECT count(*) FROM calls WHERE to_number = %s", [n]).fetchone()[0]
-                for n in numbers[:50]
-            )
+            counts = [cursor.execute("SELECT count(*) FROM calls WHERE to_number = %s", [n])
+                      .fetchone() for n in numbers[:50]]  # fmt: skip
+            results["rows"] = statistics.mean(row[0] for row in counts if row is not None)
         results["summary"] = timed(
             [f"/api/v1/campaigns/{BIG}"] * args.runs, [sql_summary(BIG)] * args.runs
         )

@@ -97,7 +97,7 @@ FINALS = (
           None, 0),
     Final(4, "pending", None, None, None, 0),
 )  # fmt: skip
-COLLECTED = (
+COLLECTED: tuple[dict[str, dict[str, str] | None] | None, ...] = (
     None,
     {"collectedDtmfs": {"menu": "1"}, "collectedMappedDtmfs": {"menu": "CONFIRM"},
      "spokenInput": None, "matchedSpokenInput": None},

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,9 +61,9 @@ def migrate(url: str) -> None:
 
 def create_viewer_token(url: str) -> str:
     """Create a viewer API token with `ivrdesk tokens create`; return its secret."""
-    command = [BIN / "ivrdesk", "tokens", "create", "p4-bench", "--role", "viewer"]
+    command = [str(BIN / "ivrdesk"), "tokens", "create", "p4-bench", "--role", "viewer"]
     done = subprocess.run(command, env=ivrdesk_env(url), check=True, capture_output=True, text=True)
-    return done.stdout.strip().splitlines()[-1]
+    return str(done.stdout).strip().splitlines()[-1]
 
 
 @dataclass
@@ -163,7 +164,7 @@ def plan_campaigns(calls: int, small: int, now: datetime) -> list[Campaign]:
 
 def _copy_rows(
     conn: psycopg.Connection, table: str, columns: Iterable[str], freeze: bool
-) -> psycopg.Copy:
+) -> AbstractContextManager[psycopg.Copy]:
     options = sql.SQL(" (FREEZE)") if freeze else sql.SQL("")
     statement = sql.SQL("COPY {} ({}) FROM STDIN{}").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)), options

@@ -78,7 +78,8 @@ class Timings:
 
     def median(self, which: str) -> float:
         """Return the median of `http` or `sql`."""
-        return statistics.median(getattr(self, which))
+        samples: list[float] = getattr(self, which)
+        return statistics.median(samples)
 
     def p95(self, which: str) -> float:
         """Return the 95th percentile of `http` or `sql`."""

@@ -124,13 +124,13 @@ def _collected_text(collected: dict[str, Any] | None) -> str:
 @functools.cache
 def _ivr_json(menu: str | None) -> str:
     """Return voiceCall.ivr as Infobip sends it: collected values are JSON inside strings."""
-    collected = COLLECTED_BY_MENU.get(menu) or {}
+    collected = (COLLECTED_BY_MENU.get(menu) if menu is not None else None) or {}
     encoded = {key: json.dumps(value) for key, value in collected.items() if value}
     ivr = {"scenarioId": SCENARIO, "scenarioName": "P4 reminder", **encoded}
     return _copy_text(json.dumps(ivr, separators=(",", ":")))
 
 
-COLLECTED_BY_MENU = {c["collectedDtmfs"]["menu"]: c for c in COLLECTED if c}
+COLLECTED_BY_MENU = {dtmfs["menu"]: c for c in COLLECTED if c and (dtmfs := c["collectedDtmfs"])}
 
 
 class _Event(NamedTuple):
