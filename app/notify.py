@@ -35,6 +35,7 @@ __all__ = [
 
 _XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*\?>")
 _JSON_TYPES = frozenset({"application/json"})
+_UTF8 = frozenset({"utf-8", "utf8"})
 _XML_TYPES = frozenset({"application/xml", "text/xml"})
 
 
@@ -75,6 +76,11 @@ def media_type(content_type: str) -> tuple[str, str | None]:
         if name.strip().lower() == "charset":
             charset = value.strip().strip('"') or None
     return media_type.strip().lower(), charset
+
+
+def utf8_charset(charset: str | None) -> bool:
+    """Say whether a charset parameter names UTF-8 (none at all counts: JSON's own)."""
+    return charset is None or charset.lower() in _UTF8
 
 
 def _decode(body: bytes, charset: str) -> str:

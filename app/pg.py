@@ -10,10 +10,11 @@ would apply (UTC datetimes, JSON); rows come back as psycopg gives them; driver
 errors become SQLAlchemy's (OperationalError, IntegrityError, ...) and a lost
 connection is invalidated, as Session.execute would do.
 
-`select_rows` runs a hot read this way on PostgreSQL and through SQLAlchemy on
-SQLite; its rows are plain sequences either way. Timestamps in them come back
-aware in the connection's time zone on PostgreSQL (no result processors): a
-caller showing one converts it to UTC first (app.lookups.iso does).
+`select_rows` runs a hot statement that returns rows (a read, or an INSERT ...
+RETURNING) this way on PostgreSQL and through SQLAlchemy on SQLite; its rows are
+plain sequences either way. Timestamps in them come back aware in the connection's
+time zone on PostgreSQL (no result processors): a caller showing one converts it to
+UTC first (app.lookups.iso does).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy import Connection, Select
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.dml import ReturningInsert
 
 _DIALECT = PGDialect_psycopg(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
 
@@ -89,6 +91,7 @@ def array_literal(values: Iterable[str | int | bool]) -> str:
 
 
 def _array_element(value: str | int | bool) -> str:
+    """Return one element of array_literal's text."""
     if isinstance(value, bool):
         return "t" if value else "f"
     if isinstance(value, int):
@@ -104,10 +107,10 @@ def compiled(build: Callable[[], ClauseElement]) -> PgStatement:
 
 def select_rows(
     connection: Connection,
-    build: Callable[[], Select[*tuple[Any, ...]]],
+    build: Callable[[], Select[*tuple[Any, ...]] | ReturningInsert[*tuple[Any, ...]]],
     values: Mapping[str, Any],
 ) -> Sequence[Sequence[Any]]:
-    """Run a query made by `build` (a cached builder); return its rows as plain sequences.
+    """Run a statement made by `build` (a cached builder); return its rows as plain sequences.
 
     A PgStatement on PostgreSQL, Connection.execute elsewhere; in the connection's
     transaction either way. See the module's note on timestamps.

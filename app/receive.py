@@ -21,8 +21,8 @@ from app.db import utcnow
 from app.ingest import record_batch
 from app.ingest_pg import record_single
 from app.models import InboundReport
-from app.notify import DeliveryReport, ParsedItem, media_type
-from app.pg import compiled
+from app.notify import DeliveryReport, ParsedItem, media_type, utf8_charset
+from app.pg import select_rows
 from app.text import json_may_hold_unstorable
 
 log = logging.getLogger(__name__)
@@ -39,20 +39,16 @@ def store_inbound(
 ) -> tuple[int, datetime]:
     """Keep the raw body (one INSERT); return its id and the time it was received.
 
-    On PostgreSQL the INSERT is a PgStatement (app.pg): a 100-result POST is a few
-    statements, and Session.execute's own cost per statement would be a good part
-    of the CPU the statement takes.
+    On PostgreSQL the INSERT runs as a PgStatement (app.pg.select_rows): a 100-result
+    POST is a few statements, and Session.execute's own cost per statement would be
+    a good part of the CPU the statement takes.
     """
     received_at = utcnow()
     values = {
         "received_at": received_at, "content_type": content_type[:200], "peer": peer,
         "body": body, "size": len(body), "items": items, "parse_error": parse_error,
     }  # fmt: skip
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        ((inbound_id,),) = compiled(_inbound_insert).rows(connection, values)
-    else:
-        inbound_id = connection.execute(_inbound_insert(), values).scalar_one()
+    ((inbound_id,),) = select_rows(session.connection(), _inbound_insert, values)
     return inbound_id, received_at
 
 
@@ -82,8 +78,8 @@ def record_post(
     as a whole, it is redone item by item, each in its own savepoint, so that the
     raw body and the good items are kept. A UTF-8 JSON body without the escapes that
     make a NUL or a surrogate spares the batch a scan of every text for them.
-    OperationalError (the database is gone,
-    a lock conflict) is raised for the caller to retry or refuse.
+    OperationalError (the database is gone, a lock conflict) is raised for the caller
+    to retry or refuse.
     """
     try:
         if (
@@ -116,5 +112,6 @@ def record_post(
 def _text_checked(body: bytes, content_type: str) -> bool:
     """Say whether no text parsed from this body can hold a NUL or a lone surrogate."""
     kind, charset = media_type(content_type)
-    utf8 = charset is None or charset.lower().replace("-", "") == "utf8"
-    return kind == "application/json" and utf8 and not json_may_hold_unstorable(body)
+    return (
+        kind == "application/json" and utf8_charset(charset) and not json_may_hold_unstorable(body)
+    )

@@ -37,6 +37,7 @@ from app.notify import (
     ReportParseError,
     media_type,
     parse_report_body,
+    utf8_charset,
 )
 from app.receive import record_post
 from app.web.logs import REQUEST_ID_HEADER, pick_request_id
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/notify/ivr/"
 ENDPOINT = "webhooks.receive"  # the view's name, so the request metrics are the same
-_UTF8 = frozenset({"utf-8", "utf8"})
 
 
 class NotifyLane:
@@ -102,7 +102,7 @@ class NotifyLane:
         ):
             return None
         kind, charset = media_type(environ.get("CONTENT_TYPE", ""))
-        if kind != "application/json" or (charset is not None and charset.lower() not in _UTF8):
+        if kind != "application/json" or not utf8_charset(charset):
             return None
         try:
             length = int(environ.get("CONTENT_LENGTH") or "")
