@@ -146,8 +146,9 @@ def unstorable_value(values: dict[str, Any], *, text_checked: bool = False) -> s
     (app.text.json_may_hold_unstorable said so of the whole body); only lengths and
     ranges are checked then.
     """
-    texts = [] if text_checked else [value for value in values.values() if isinstance(value, str)]
-    if texts and has_unstorable_character("".join(texts)):  # rare: find which value, and why
+    if not text_checked and has_unstorable_character(
+        "".join([value for value in values.values() if isinstance(value, str)])
+    ):  # rare: find which value, and why
         for name, value in values.items():
             if isinstance(value, str) and has_nul(value):
                 return f"{name} contains a NUL character"
