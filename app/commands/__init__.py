@@ -1,1 +1,0 @@
-"""Commands of the `ivrdesk` group that live beside app/cli.py, one module per topic."""
