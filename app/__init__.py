@@ -10,7 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Settings, load_settings, warn_about
 from app.db import make_engine, make_read_session_factory, make_session_factory
-from app.web.logs import configure_logging
+from app.logs import configure_logging
 
 __all__ = ["create_app"]
 
@@ -31,7 +31,7 @@ def _secret_key(settings: Settings) -> str:
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app: settings, database, web layer and CLI commands."""
     from app import cli, web
-    from app.web.state import AppState
+    from app.services import AppState
 
     settings = settings or load_settings()
     configure_logging(settings)

@@ -15,7 +15,7 @@ from typing import Any
 
 from gunicorn.glogging import Logger as GunicornLogger
 
-from app.web.logs import install_filters, make_formatter, redact
+from app.logs import install_filters, make_formatter, redact
 
 # Atoms that gunicorn fills with numbers or times: nothing to mask, and their digits must stay.
 NUMERIC_ATOMS = frozenset({"t", "s", "b", "B", "T", "D", "M", "L", "p"})

@@ -24,9 +24,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select, text
 
-from app.calls import APPLIED, DUPLICATE, INVALID, NOT_APPLIED, UNMATCHED
-from app.infobip import FailureKind, ProviderError
+from app.infobip.client import FailureKind, ProviderError
 from app.models import Call, SubmitState
+from app.reports.record import APPLIED, DUPLICATE, INVALID, NOT_APPLIED, UNMATCHED
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ for _result in REPORT_RESULTS:
 
 
 class ReportResult(Protocol):
-    """What count_report_results needs of app.calls.ItemResult."""
+    """What count_report_results needs of app.reports.record.ItemResult."""
 
     @property
     def result(self) -> str:
@@ -97,7 +97,7 @@ def observe_request(endpoint: str, method: str, status: int, seconds: float) -> 
 
 
 def count_report_results(results: Iterable[ReportResult]) -> None:
-    """Count the results of one notify POST (app.calls.record_items' answer)."""
+    """Count the results of one notify POST (app.reports.record.record_items' answer)."""
     counts: dict[str, int] = {}
     for item in results:
         counts[item.result] = counts.get(item.result, 0) + 1

@@ -14,7 +14,7 @@ connection is invalidated, as Session.execute would do.
 RETURNING) this way on PostgreSQL and through SQLAlchemy on SQLite; its rows are
 plain sequences either way. Timestamps in them come back aware in the connection's
 time zone on PostgreSQL (no result processors): a caller showing one converts it to
-UTC first (app.lookups.iso does).
+UTC first (app.lookups.resources.iso does).
 """
 
 from __future__ import annotations

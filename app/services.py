@@ -12,8 +12,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.infobip import InfobipClient
-from app.submission import Submitter
+from app.infobip.client import InfobipClient
+from app.launch.submission import Submitter
 
 
 @dataclass

@@ -15,17 +15,17 @@ from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.orm import Session
 
 from app.db import make_engine, make_session_factory
-from app.listings import (
+from app.lookups.lists import (
     find_calls,
     find_campaign_calls,
     find_campaigns,
     find_unmatched,
     read_call_filter,
 )
-from app.lookups import find_call_detail, find_campaign_detail
+from app.lookups.reporting import campaign_summary
+from app.lookups.resources import find_call_detail, find_campaign_detail
 from app.migrate import upgrade
 from app.pg import PgStatement
-from app.reporting import campaign_summary
 
 admin = create_engine("postgresql+psycopg://postgres@127.0.0.1/test", isolation_level="AUTOCOMMIT")
 with admin.connect() as c:

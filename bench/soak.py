@@ -4,7 +4,7 @@ Run: .venv/bin/python bench/soak.py [--minutes 10] [--database-url URL] [--keep]
 
 ivrdesk runs under gunicorn with deploy/gunicorn.conf.py (2 workers x 4 threads) on a
 fresh, migrated PostgreSQL database, with a dispatcher (`ivrdesk dispatch`) and the fake
-Infobip (app.simulator, served by bench/soak_simulator.py), which posts every accepted
+Infobip (app.simulator.server, served by bench/soak_simulator.py), which posts every accepted
 call's reports back, in JSON or XML, in phases with duplicates, reordering and batching.
 The load generator (bench/soak_load.py, one process per role, beside the server) launches
 campaigns (synchronous and asynchronous, some posted twice, some with a report sent before

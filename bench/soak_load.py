@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from app.simulator_reports import INTERMEDIATE, NO_ERROR, XML_TYPE, encode_reports, format_time
+from app.simulator.reports import INTERMEDIATE, NO_ERROR, XML_TYPE, encode_reports, format_time
 
 OK, ERROR, UNEXPECTED = "ok", "error", "unexpected"
 MAX_PROBLEMS = 40

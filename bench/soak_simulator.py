@@ -1,4 +1,4 @@
-"""The fake Infobip of the soak: app.simulator's Simulator with a ledger the soak can read.
+"""The fake Infobip of the soak: app.simulator.server's Simulator with a ledger the soak can read.
 
 Run: .venv/bin/python bench/soak_simulator.py --port PORT --api-key KEY [--delay 0.5]
 
@@ -26,7 +26,7 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from app.simulator import ReportPlan, Simulator
+from app.simulator.server import ReportPlan, Simulator
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -17,7 +17,7 @@ from typing import Any
 from lxml import etree
 from sqlalchemy import create_engine, text
 
-from app.simulator_reports import FINAL_CODES
+from app.simulator.reports import FINAL_CODES
 
 Key = tuple[str, int | None, int | None, str | None, int | None, str | None]
 # (status id, error id) of each final report the fake Infobip sends, and its outcome.

@@ -18,18 +18,19 @@ from sqlalchemy.orm import Session
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from app import create_app
-from app.accounts import create_token
+from app.accounts.tokens import create_token
 from app.config import Settings
 from app.db import Base, make_engine, utcnow
 from app.migrate import upgrade
-from app.simulator import ReportPlan, Simulator, SimulatorServer
-from app.web.state import AppState
+from app.services import AppState
+from app.simulator.server import ReportPlan, Simulator, SimulatorServer
 
 DATA = Path(__file__).parent / "data"
 POSTGRES_URL = os.environ.get(
     "IVR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-# CI sets this: a missing PostgreSQL then fails the PostgreSQL half instead of skipping it.
+# make test sets this (unless run with IVR_REQUIRE_POSTGRES=0): a missing PostgreSQL then
+# fails the PostgreSQL half instead of skipping it.
 REQUIRE_POSTGRES = os.environ.get("IVR_REQUIRE_POSTGRES") == "1"
 NOTIFY_TOKEN = "notify-token-0123456789abcdef"
 SIM_KEY = "sim-key-for-tests"
@@ -69,7 +70,7 @@ class Databases:
                 message = f"PostgreSQL is not reachable at {POSTGRES_URL}: {problem}"
                 if REQUIRE_POSTGRES:
                     pytest.fail(message)
-                pytest.skip(message)
+                pytest.skip(f"{message} (IVR_REQUIRE_POSTGRES is not 1)")
             name = f"ivrdesk_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
             admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
             with admin.connect() as connection:

@@ -15,8 +15,8 @@ import pytest
 from flask import Flask
 
 from app.config import Settings
-from app.simulator import ReportPlan, Simulator, SimulatorServer
-from app.web.logs import redact
+from app.logs import redact
+from app.simulator.server import ReportPlan, Simulator, SimulatorServer
 from tests.conftest import DATA, NOTIFY_TOKEN, make_token, serve
 
 FIRST = "0f6c1d52-3b1e-4d55-9a34-2c1b7d9e0a11"
@@ -161,10 +161,10 @@ def test_launch_report_lookup_cycle_logs_no_secret(
     if log_format == "json":
         records = [json.loads(line) for line in lines]
         assert all("request_id" in record for record in records)
-        submitted = [r for r in records if r["logger"] == "app.submission"]
+        submitted = [r for r in records if r["logger"] == "app.launch.submission"]
         assert submitted
         assert all(r["request_id"] != "-" for r in submitted)
     else:
         starts = [line for line in lines if TEXT_LINE.match(line)]
         assert len(starts) > len(lines) / 2
-        assert any("app.submission [" in line and " [-] " not in line for line in starts)
+        assert any("app.launch.submission [" in line and " [-] " not in line for line in starts)

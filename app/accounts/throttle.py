@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.orm import Session
 
-from app.accounts import authenticate_user
+from app.accounts.tokens import authenticate_user
 from app.models import LoginAttempt, User
 
 _NAME_LENGTH = 100

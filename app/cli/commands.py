@@ -14,27 +14,27 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
-import app.commands.lookups  # registers the lookup commands
-import app.commands.reports  # noqa: F401  (registers the reports commands)
-from app.accounts import AccountError, create_token, create_user
-from app.campaigns import (
+import app.cli.lookups  # registers the lookup commands
+import app.cli.reports  # noqa: F401  (registers the reports commands)
+from app.accounts.tokens import AccountError, create_token, create_user
+from app.cli.groups import calls_group, campaigns_group, reports_group
+from app.config import ConfigError
+from app.db import utcnow
+from app.launch.campaigns import (
     LaunchConflict,
     create_campaign,
     fingerprint,
     get_campaign,
     prepare_resubmission,
 )
-from app.commands.groups import calls_group, campaigns_group, reports_group
-from app.config import ConfigError
-from app.csv_launch import CsvLaunchError, read_csv_launch
-from app.db import utcnow
-from app.dispatch import run_dispatcher
-from app.launch_request import LaunchValidationError, parse_launch
-from app.lookups import count_submit_states, launch_status_code
+from app.launch.csv import CsvLaunchError, read_csv_launch
+from app.launch.dispatch import run_dispatcher
+from app.launch.request import LaunchValidationError, parse_launch
+from app.launch.submission import queued_batches, submit_batch
+from app.lookups.resources import count_submit_states, launch_status_code
 from app.migrate import upgrade
-from app.parked import rematch_campaign
-from app.submission import queued_batches, submit_batch
-from app.web.state import AppState, app_state
+from app.reports.parked import rematch_campaign
+from app.services import AppState, app_state
 
 
 def _state() -> AppState:
@@ -270,7 +270,7 @@ def dispatch_command(interval: float) -> None:
 @click.option("--delay", default=2.0, show_default=True, help="seconds before reports are posted")
 def simulator_command(host: str, port: int, api_key: str, delay: float) -> None:
     """Run the fake Infobip on HOST:PORT."""
-    from app.simulator import ReportPlan, Simulator, serve
+    from app.simulator.server import ReportPlan, Simulator, serve
 
     click.echo(f"fake Infobip on http://{host}:{port} (API key {api_key!r})", err=True)
     serve(host, port, Simulator(api_key=api_key, plan=ReportPlan(delay=delay)))

@@ -10,14 +10,14 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
-from app.campaigns import NotFound, get_campaign
-from app.commands.groups import calls_group, campaigns_group
+from app.cli.groups import calls_group, campaigns_group
 from app.db import utcnow
-from app.listings import find_campaigns
-from app.lookups import campaign_resource, find_call_detail
-from app.paging import MAX_LIMIT
-from app.stuck import find_stuck_calls
-from app.web.state import app_state
+from app.launch.campaigns import NotFound, get_campaign
+from app.lookups.lists import find_campaigns
+from app.lookups.paging import MAX_LIMIT
+from app.lookups.resources import campaign_resource, find_call_detail
+from app.lookups.stuck import find_stuck_calls
+from app.services import app_state
 
 _LIMIT = click.IntRange(1, MAX_LIMIT)
 

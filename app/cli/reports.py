@@ -9,13 +9,13 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy.orm import Session
 
-from app.calls import record_items, summarise
-from app.commands.groups import reports_group
+from app.cli.groups import reports_group
 from app.db import utcnow
-from app.infobip import ProviderError
+from app.infobip.client import ProviderError
 from app.models import EventSource, InboundReport
-from app.notify import ReportParseError, parse_report_body
-from app.web.state import app_state
+from app.reports.parse import ReportParseError, parse_report_body
+from app.reports.record import record_items, summarise
+from app.services import app_state
 
 PULL_LIMIT = 1000
 MAX_PULLS = 10_000  # a safety stop: 10 million reports in one run

@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db import bulk_insert
-from app.launch_fields import id_problem
-from app.launch_request import LaunchRequest, Problem
+from app.launch.fields import id_problem
+from app.launch.request import LaunchRequest, Problem
 from app.models import Batch, BatchState, Call, Campaign, SubmitState
 
 # A synchronous launch submits its own batches; the dispatcher only takes them over

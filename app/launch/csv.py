@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from app.numbers import normalise_number
+from app.infobip.numbers import normalise_number
 
 MAX_ROWS = 1_000_000
 

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import utcnow
+from app.launch.submission import BatchResult, Submitter, claim_batch, submit_batch
 from app.models import Batch, BatchState
-from app.parked import apply_parked
-from app.submission import BatchResult, Submitter, claim_batch, submit_batch
+from app.reports.parked import apply_parked
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from app.launch_fields import FlatLaunch, LaunchEnvelope, MessageFields, id_problem
-from app.numbers import normalise_number
+from app.infobip.numbers import normalise_number
+from app.launch.fields import FlatLaunch, LaunchEnvelope, MessageFields, id_problem
 from app.text import has_nul, has_surrogate
 
 __all__ = [

@@ -21,11 +21,11 @@ from sqlalchemy import Table, and_, case, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import metrics
-from app.campaigns import build_launch_body
 from app.db import bulk_insert, utcnow
-from app.infobip import FailureKind, InfobipClient, ProviderError
+from app.infobip.client import FailureKind, InfobipClient, ProviderError
+from app.infobip.codes import Outcome, Status, is_accepted_at_submit, is_final, submit_outcome
+from app.launch.campaigns import build_launch_body
 from app.models import Batch, BatchState, Call, CallEvent, Campaign, EventSource, SubmitState
-from app.status import Outcome, Status, is_accepted_at_submit, is_final, submit_outcome
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import TableClause
 
 from app.db import UTCDateTime
-from app.lookups import iso
+from app.lookups.resources import iso
 from app.models import Call
 
 REPORT_CALLS = "report_calls"

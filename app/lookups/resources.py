@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from app.campaigns import NotFound, get_campaign
-from app.launch_fields import id_problem
+from app.infobip.codes import GROUP_NAMES
+from app.launch.campaigns import NotFound, get_campaign
+from app.launch.fields import id_problem
 from app.models import Call, CallEvent, Campaign
 from app.pg import select_rows
-from app.status import GROUP_NAMES
 
 
 def iso(moment: datetime | None) -> str | None:

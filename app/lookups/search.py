@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.listings import CallFilter, find_calls
+from app.infobip.numbers import normalise_number
+from app.lookups.lists import CallFilter, find_calls
+from app.lookups.paging import Page
 from app.models import Call, Campaign
-from app.numbers import normalise_number
-from app.paging import Page
 
 _MAX_TEXT = 200
 

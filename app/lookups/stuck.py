@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from app.models import Call, Campaign, SubmitState
-from app.notify import parse_timestamp
+from app.reports.parse import parse_timestamp
 
 DEFAULT_VALIDITY = timedelta(minutes=2880)
 # Calls refused or failed at submission were never dialled: nothing is due for them.

@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from app import schemas
-from app.paging import DEFAULT_LIMIT, MAX_LIMIT
-from app.status import Outcome
+from app.infobip.codes import Outcome
+from app.lookups.paging import DEFAULT_LIMIT, MAX_LIMIT
+from app.openapi import schemas
 
 OPENAPI_VERSION = "3.1.0"
 _REF = "#/components/schemas/{model}"

@@ -13,8 +13,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 from pydantic.alias_generators import to_camel
 
-from app.launch_fields import FlatLaunch, Id, LaunchEnvelope, MessageFields
-from app.launch_request import MAX_DESTINATIONS
+from app.launch.fields import FlatLaunch, Id, LaunchEnvelope, MessageFields
+from app.launch.request import MAX_DESTINATIONS
 
 PhoneNumber = Annotated[
     str | int,

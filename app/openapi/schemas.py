@@ -16,9 +16,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from app.infobip.codes import Outcome
 from app.models import EventSource, SubmitState
-from app.schemas_requests import LaunchRequestBody, ReportBody
-from app.status import Outcome
+from app.openapi.requests import LaunchRequestBody, ReportBody
 
 # Responses
 

@@ -23,8 +23,11 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from app import ingest_sets
-from app.calls import (
+from app.infobip.codes import supersedes
+from app.models import Call, CallEvent, EventSource
+from app.reports import store_pg as ingest_sets
+from app.reports.parse import DeliveryReport, InvalidItem, ParsedItem
+from app.reports.record import (
     APPLIED,
     DUPLICATE,
     INVALID,
@@ -36,9 +39,6 @@ from app.calls import (
     event_values,
     unstorable_value,
 )
-from app.models import Call, CallEvent, EventSource
-from app.notify import DeliveryReport, InvalidItem, ParsedItem
-from app.status import supersedes
 
 
 @dataclass

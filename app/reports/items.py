@@ -14,7 +14,7 @@ from typing import Any, TypeAlias, TypeVar, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from app.notify_fields import (
+from app.reports.fields import (
     load_json,
     parse_timestamp,
     show,

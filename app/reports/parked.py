@@ -10,8 +10,8 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.calls import UNMATCHED, apply_change, change_from_event
 from app.models import Call, CallEvent, Campaign
+from app.reports.record import UNMATCHED, apply_change, change_from_event
 
 
 def _apply_event(session: Session, event: CallEvent, now: datetime) -> bool:

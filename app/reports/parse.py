@@ -8,8 +8,8 @@ import codecs
 import json
 import re
 
-from app.notify_fields import MAX_DEPTH, TooDeep, load_json, parse_timestamp
-from app.notify_items import (
+from app.reports.fields import MAX_DEPTH, TooDeep, load_json, parse_timestamp
+from app.reports.items import (
     DeliveryReport,
     ErrorInfo,
     InvalidItem,
@@ -17,7 +17,7 @@ from app.notify_items import (
     StatusInfo,
     read_item,
 )
-from app.notify_xml import XmlRejected, read_xml_results
+from app.reports.xml import XmlRejected, read_xml_results
 
 __all__ = [
     "DeliveryReport",

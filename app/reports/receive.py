@@ -16,13 +16,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
-from app.calls import ItemResult, record_items
 from app.db import utcnow
-from app.ingest import record_batch
-from app.ingest_pg import record_single
 from app.models import InboundReport
-from app.notify import DeliveryReport, ParsedItem, media_type, utf8_charset
 from app.pg import select_rows
+from app.reports.batch import record_batch
+from app.reports.parse import DeliveryReport, ParsedItem, media_type, utf8_charset
+from app.reports.record import ItemResult, record_items
+from app.reports.single_pg import record_single
 from app.text import json_may_hold_unstorable
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,8 @@ def record_post(
 ) -> list[ItemResult]:
     """Store the body and record its items in the session's transaction.
 
-    One report on PostgreSQL is one statement (app.ingest_pg); several are a few
-    set-based statements (app.ingest). When something in the POST cannot be stored
+    One report on PostgreSQL is one statement (app.reports.single_pg); several are a few
+    set-based statements (app.reports.batch). When something in the POST cannot be stored
     as a whole, it is redone item by item, each in its own savepoint, so that the
     raw body and the good items are kept. A UTF-8 JSON body without the escapes that
     make a NUL or a surrogate spares the batch a scan of every text for them.

@@ -18,9 +18,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from app.infobip.codes import Error, Status, derive_outcome, is_final, supersedes
 from app.models import Call, CallEvent, EventSource
-from app.notify import DeliveryReport, InvalidItem, ParsedItem
-from app.status import Error, Status, derive_outcome, is_final, supersedes
+from app.reports.parse import DeliveryReport, InvalidItem, ParsedItem
 from app.text import has_nul, has_surrogate, has_unstorable_character
 
 log = logging.getLogger(__name__)

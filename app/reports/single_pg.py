@@ -33,7 +33,10 @@ from sqlalchemy import (
 )  # fmt: skip
 from sqlalchemy.dialects.postgresql import insert
 
-from app.calls import (
+from app.models import Call, CallEvent, EventSource, InboundReport
+from app.pg import PgStatement
+from app.reports.parse import DeliveryReport
+from app.reports.record import (
     APPLIED,
     DUPLICATE,
     NOT_APPLIED,
@@ -44,9 +47,6 @@ from app.calls import (
     event_values,
     unstorable_value,
 )
-from app.models import Call, CallEvent, EventSource, InboundReport
-from app.notify import DeliveryReport
-from app.pg import PgStatement
 
 _CALLS = cast(Table, Call.__table__)
 _EVENTS = cast(Table, CallEvent.__table__)

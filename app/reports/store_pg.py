@@ -49,9 +49,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.types import TypeEngine
 
-from app.calls import STATUS_COLUMNS
 from app.models import Call, CallEvent
 from app.pg import array_literal, compiled
+from app.reports.record import STATUS_COLUMNS
 
 _CALLS: Table = Call.__table__  # type: ignore[assignment]
 _EVENTS: Table = CallEvent.__table__  # type: ignore[assignment]

@@ -15,7 +15,7 @@ from wsgiref.types import WSGIEnvironment
 
 from werkzeug.wrappers import Response
 
-from app.simulator_reports import JSON_TYPE
+from app.simulator.reports import JSON_TYPE
 
 FAULT_MODES = (None, "401", "500", "429", "hang", "drop")
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from app.simulator_reports import (
+from app.simulator.reports import (
     INTERMEDIATE,
     OUTCOMES,
     Message,

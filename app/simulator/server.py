@@ -1,8 +1,8 @@
 """The fake Infobip: a WSGI app speaking Infobip's IVR wire format, with faults and a control API.
 
 Codes and shapes follow INFOBIP.md (sections 1, 3, 4 and 5) and its payload samples. Reports
-are built in app.simulator_reports and sent by app.simulator_sender; launch bodies are checked
-by app.simulator_validation; faults live in app.simulator_faults.
+are built in app.simulator.reports and sent by app.simulator.sender; launch bodies are checked
+by app.simulator.validation; faults live in app.simulator.faults.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from app.simulator_faults import (
+from app.simulator.faults import (
     FAULT_MODES,
     UNAUTHORIZED,
     Faults,
@@ -34,7 +34,7 @@ from app.simulator_faults import (
     service_error,
     take_fault,
 )
-from app.simulator_reports import (
+from app.simulator.reports import (
     ACCEPTED,
     DUPLICATE,
     JSON_TYPE,
@@ -45,8 +45,8 @@ from app.simulator_reports import (
     format_time,
     render_report,
 )
-from app.simulator_sender import ReportPlan, ReportSender
-from app.simulator_validation import validate_launch
+from app.simulator.sender import ReportPlan, ReportSender
+from app.simulator.validation import validate_launch
 
 __all__ = [
     "Faults",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from app.simulator_reports import JSON_TYPE, XML_TYPE
+from app.simulator.reports import JSON_TYPE, XML_TYPE
 
 MAX_DESTINATIONS = 20_000
 DIGITS = re.compile(r"[0-9]{3,20}")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.web import admin, api, docs, errors, ops, security, webhooks
-from app.web.state import close_db_session
+from app.services import close_db_session
+from app.web import admin, api, docs, errors, notify, ops, security
 
 
 def init_app(app: Flask) -> None:
     """Register every blueprint and handler on the app."""
     errors.init_app(app)
     app.register_blueprint(api.bp)
-    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(notify.bp)
     app.register_blueprint(docs.bp)
-    admin.init_app(app, csrf_exempt=(api.bp, webhooks.bp))
+    admin.init_app(app, csrf_exempt=(api.bp, notify.bp))
     app.teardown_appcontext(close_db_session)
     ops.init_app(app)
     security.init_app(app)

@@ -7,17 +7,20 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from app.campaigns import create_campaign, fingerprint, get_campaign
 from app.db import utcnow
-from app.launch_request import Problem, parse_launch
-from app.listings import (
+from app.launch.campaigns import create_campaign, fingerprint, get_campaign
+from app.launch.request import Problem, parse_launch
+from app.launch.submission import submit_campaign
+from app.lookups.lists import (
     find_calls,
     find_campaign_calls,
     find_campaigns,
     find_unmatched,
     read_call_filter,
 )
-from app.lookups import (
+from app.lookups.paging import InvalidQuery, page_args
+from app.lookups.reporting import export_filename, iter_campaign_csv
+from app.lookups.resources import (
     find_call_detail,
     find_campaign_detail,
     last_batch_errors,
@@ -25,13 +28,10 @@ from app.lookups import (
     launch_status_code,
 )
 from app.models import Role
-from app.paging import InvalidQuery, page_args
-from app.parked import rematch_campaign
-from app.reporting import export_filename, iter_campaign_csv
-from app.submission import submit_campaign
+from app.reports.parked import rematch_campaign
+from app.services import app_state, db_session
 from app.web.auth import require_token
 from app.web.errors import ApiError, error_body, error_response
-from app.web.state import app_state, db_session
 
 bp = Blueprint("api", __name__)
 

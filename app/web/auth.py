@@ -10,11 +10,11 @@ from typing import Any, TypeVar, cast
 from flask import g, request
 from sqlalchemy.orm import Session
 
-from app.accounts import LiveToken, find_token, note_token_use
+from app.accounts.tokens import LiveToken, find_token, note_token_use
 from app.db import utcnow
 from app.models import Role
+from app.services import app_state, db_session, request_only_reads
 from app.web.errors import ApiError
-from app.web.state import app_state, db_session, request_only_reads
 
 F = TypeVar("F", bound=Callable[..., Any])
 # last_used_at is written at most this often, so lookups do not each cost a commit.
@@ -51,7 +51,7 @@ def current_token(role: Role) -> LiveToken:
 def _note_use(session: Session, token_id: int, now: datetime) -> None:
     """Write a token's last use: in the request's session if it writes, else in its own.
 
-    A GET's session only reads (app.web.state); any other request's may hold SQLite's
+    A GET's session only reads (app.services); any other request's may hold SQLite's
     write lock already, which a second session would wait for in vain.
     """
     if not request_only_reads():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from app.openapi import build_document
+from app.openapi.document import build_document
 
 bp = Blueprint("docs", __name__)
 

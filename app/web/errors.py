@@ -7,8 +7,8 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from app.campaigns import LaunchConflict, NotFound
-from app.launch_request import LaunchValidationError, Problem
+from app.launch.campaigns import LaunchConflict, NotFound
+from app.launch.request import LaunchValidationError, Problem
 
 API_PREFIXES = ("/api/", "/voice/", "/notify/")
 

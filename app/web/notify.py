@@ -11,12 +11,12 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.exc import OperationalError
 
 from app import metrics
-from app.calls import summarise
 from app.db import utcnow
-from app.notify import ParsedItem, ReportParseError, parse_report_body
-from app.receive import record_post, store_inbound
+from app.reports.parse import ParsedItem, ReportParseError, parse_report_body
+from app.reports.receive import record_post, store_inbound
+from app.reports.record import summarise
+from app.services import app_state, db_session
 from app.web.errors import ApiError
-from app.web.state import app_state, db_session
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)

@@ -2,9 +2,9 @@
 
 Delivery reports are the request ivrdesk answers most, and Infobip posts most of
 them one at a time. The lane is a WSGI layer in front of the Flask app that takes a
-POST of UTF-8 JSON reports and records it through app.receive, as the view in
+POST of UTF-8 JSON reports and records it through app.reports.receive, as the view in
 app/web/webhooks.py does, but without Flask's request context and hooks; a single
-report is one autocommitted statement (app.ingest_pg), without even a transaction
+report is one autocommitted statement (app.reports.single_pg), without even a transaction
 of its own (together about a millisecond of CPU per report on the development
 machine, docs/PERFORMANCE.md). It answers exactly what the view would: the same
 JSON, the request id, nosniff, the same metrics. Anything else (another method or
@@ -28,10 +28,9 @@ from flask import Flask
 from sqlalchemy.exc import DBAPIError
 
 from app import metrics
-from app.calls import ItemResult, summarise
 from app.db import utcnow
-from app.ingest_pg import record_single
-from app.notify import (
+from app.logs import REQUEST_ID_HEADER, pick_request_id
+from app.reports.parse import (
     DeliveryReport,
     ParsedItem,
     ReportParseError,
@@ -39,10 +38,11 @@ from app.notify import (
     parse_report_body,
     utf8_charset,
 )
-from app.receive import record_post
-from app.web.logs import REQUEST_ID_HEADER, pick_request_id
-from app.web.state import AppState
-from app.web.webhooks import source_allowed, token_matches
+from app.reports.receive import record_post
+from app.reports.record import ItemResult, summarise
+from app.reports.single_pg import record_single
+from app.services import AppState
+from app.web.notify import source_allowed, token_matches
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

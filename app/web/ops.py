@@ -11,10 +11,10 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from sqlalchemy import Engine
 
 from app import metrics
+from app.logs import REQUEST_ID_HEADER, pick_request_id
 from app.migrate import current_revision, head_revision
+from app.services import app_state
 from app.web.errors import ApiError, error_response
-from app.web.logs import REQUEST_ID_HEADER, pick_request_id
-from app.web.state import app_state
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ops", __name__)

@@ -12,13 +12,13 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import func, select
 
-from app.accounts import authenticate_user, find_token, hash_token
+from app.accounts.tokens import authenticate_user, find_token, hash_token
 from app.models import ApiToken, Call, Campaign
-from app.simulator import Simulator
+from app.simulator.server import Simulator
 from tests.conftest import db
-from tests.test_launch import flat_body
+from tests.launch.test_launch import flat_body
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_tokens_create_prints_the_token_last_and_stores_its_hash(app: Flask) -> None:

@@ -10,14 +10,14 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
-from app.accounts import create_token
+from app.accounts.tokens import create_token
 from app.db import make_engine, make_session_factory, utcnow
 from app.models import InboundReport
-from app.simulator import SimulatorServer
+from app.simulator.server import SimulatorServer
 from tests.conftest import NOTIFY_TOKEN, SIM_KEY
+from tests.launch.test_launch import flat_body
 from tests.nginx import Proxy, nginx, reserve_ports
 from tests.servers import gunicorn
-from tests.test_launch import flat_body
 
 NOTIFY = f"/notify/ivr/{NOTIFY_TOKEN}"
 JSON_TYPE = {"Content-Type": "application/json"}

@@ -27,12 +27,12 @@ from sqlalchemy import func, select
 
 from app.db import make_engine, make_session_factory
 from app.models import Call, CallEvent
-from app.simulator import Simulator, SimulatorServer
+from app.simulator.server import Simulator, SimulatorServer
+from tests.deploy.test_proxy import NOTIFY, ivrdesk_env, make_operator_token
+from tests.launch.test_launch import flat_body
 from tests.nginx import Proxy, nginx, reserve_ports
+from tests.reports.test_replay import make_reports, sorted_replay
 from tests.servers import clean_environment, gunicorn
-from tests.test_launch import flat_body
-from tests.test_proxy import NOTIFY, ivrdesk_env, make_operator_token
-from tests.test_replay import make_reports, sorted_replay
 
 IVRDESK = Path(sys.executable).parent / "ivrdesk"
 CAMPAIGNS = 8  # half of them asynchronous

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from app.infobip import FailureKind, InfobipClient, ProviderError, describe_error
-from app.simulator import Faults, ReportPlan, Simulator, SimulatorServer
+from app.infobip.client import FailureKind, InfobipClient, ProviderError, describe_error
+from app.simulator.server import Faults, ReportPlan, Simulator, SimulatorServer
 from tests.conftest import DATA
 
 

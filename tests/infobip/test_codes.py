@@ -6,7 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.status import Error, Outcome, Status, derive_outcome, is_final, submit_outcome, supersedes
+from app.infobip.codes import (
+    Error,
+    Outcome,
+    Status,
+    derive_outcome,
+    is_final,
+    submit_outcome,
+    supersedes,
+)
 
 OK = Error(0, 10000, "NORMAL_HANGUP")
 

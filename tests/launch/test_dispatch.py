@@ -10,15 +10,15 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import func, select, update
 
-from app.campaigns import create_campaign, fingerprint, prepare_resubmission
 from app.db import utcnow
-from app.dispatch import dispatch_once
-from app.launch_request import parse_launch
+from app.launch.campaigns import create_campaign, fingerprint, prepare_resubmission
+from app.launch.dispatch import dispatch_once
+from app.launch.request import parse_launch
+from app.launch.submission import submit_campaign
 from app.models import Batch, Call
-from app.simulator import Faults, Simulator
-from app.submission import submit_campaign
+from app.simulator.server import Faults, Simulator
 from tests.conftest import db, state
-from tests.test_launch import flat_body
+from tests.launch.test_launch import flat_body
 
 
 def store(app: Flask, body: dict[str, Any], *, asynchronous: bool) -> int:

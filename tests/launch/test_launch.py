@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models import Batch, Call, CallEvent, Campaign
-from app.simulator import Faults, Simulator
+from app.simulator.server import Faults, Simulator
 from tests.conftest import DATA, NOTIFY_TOKEN, LiveServer, db, serve, state
 
 
@@ -375,7 +375,7 @@ def test_lookup_call_and_campaign_shapes(http: httpx.Client) -> None:
 def test_launch_async_is_queued_then_dispatched(
     http: httpx.Client, app: Flask, simulator: Simulator
 ) -> None:
-    from app.dispatch import dispatch_once
+    from app.launch.dispatch import dispatch_once
 
     response = http.post(
         "/api/v1/campaigns",
@@ -396,8 +396,8 @@ def test_launch_async_answers_202_when_the_dispatcher_was_quicker(
 ) -> None:
     # The dispatcher runs for real, in the moment between the campaign's commit and
     # the answer (found by bench/soak.py: 4 asynchronous launches in 268 got 201).
-    from app.campaigns import get_campaign
-    from app.dispatch import dispatch_once
+    from app.launch.campaigns import get_campaign
+    from app.launch.dispatch import dispatch_once
     from app.web import api
 
     def dispatch_then_get(session: Session, bulk_id: str) -> Campaign:

@@ -9,7 +9,7 @@ from typing import Any
 import phonenumbers
 import pytest
 
-from app.launch_request import (
+from app.launch.request import (
     Clamp,
     Destination,
     LaunchValidationError,

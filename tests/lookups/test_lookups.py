@@ -16,13 +16,13 @@ from flask import Flask
 from sqlalchemy import event, select, update
 from sqlalchemy.engine import make_url
 
-from app.campaigns import create_campaign, fingerprint, get_campaign
 from app.config import Settings
 from app.db import utcnow
-from app.launch_request import parse_launch
+from app.launch.campaigns import create_campaign, fingerprint, get_campaign
+from app.launch.request import parse_launch
+from app.lookups.reporting import iter_campaign_csv
 from app.models import Call, Campaign
-from app.reporting import iter_campaign_csv
-from app.simulator import Simulator
+from app.simulator.server import Simulator
 from tests.conftest import NOTIFY_TOKEN, LiveServer, db, make_token, serve, state
 
 JSON_TYPE = {"Content-Type": "application/json"}

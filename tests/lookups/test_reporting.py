@@ -15,9 +15,7 @@ from flask import Flask
 from sqlalchemy import Engine, inspect, select, text, update
 
 from app.db import utcnow
-from app.migrate import downgrade, upgrade
-from app.models import Call, Campaign
-from app.reporting import (
+from app.lookups.reporting import (
     VIEWS,
     campaign_costs,
     campaign_summary,
@@ -27,11 +25,13 @@ from app.reporting import (
     report_campaign_summary,
     report_daily_outcomes,
 )
-from app.simulator import Simulator
+from app.migrate import downgrade, upgrade
+from app.models import Call, Campaign
+from app.simulator.server import Simulator
 from tests.conftest import LiveServer, db
-from tests.test_lookups import launch, notify, numbers, result
+from tests.lookups.test_lookups import launch, notify, numbers, result
 
-REPORTING = Path(__file__).resolve().parent.parent / "docs" / "REPORTING.md"
+REPORTING = Path(__file__).resolve().parents[2] / "docs" / "REPORTING.md"
 EXAMPLE = re.compile(r"```sql\n-- example: ([a-z-]+)(?: \((sqlite|postgresql)\))?\n(.*?)```", re.S)
 
 

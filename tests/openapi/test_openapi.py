@@ -13,11 +13,11 @@ from openapi_spec_validator import validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from app.openapi import build_document
-from app.simulator import Simulator
+from app.openapi.document import build_document
+from app.simulator.server import Simulator
 from tests.conftest import NOTIFY_TOKEN, LiveServer
-from tests.test_launch import flat_body
-from tests.test_reports import FIRST, STRANGER, launch_seed, sample
+from tests.launch.test_launch import flat_body
+from tests.reports.test_reports import FIRST, STRANGER, launch_seed, sample
 
 DOCUMENT_URI = "urn:ivrdesk:openapi"
 # Routes that are not part of the API: metrics scraping, static files, HTML pages.

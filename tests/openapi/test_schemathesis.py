@@ -13,10 +13,10 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from app.openapi import build_document
-from app.simulator import Simulator
+from app.openapi.document import build_document
+from app.simulator.server import Simulator
 from tests.conftest import NOTIFY_TOKEN, LiveServer
-from tests.test_reports import FIRST, launch_seed, sample
+from tests.reports.test_reports import FIRST, launch_seed, sample
 
 SEEDED_BULK_ID = "spring-reminders-2026-04"  # tests/data/launch-request.json
 # Text that databases treat differently (PostgreSQL refuses NUL in text), or that is blank.

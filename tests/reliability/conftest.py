@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from app.db import make_engine, make_session_factory
-from app.simulator import ReportPlan, Simulator, SimulatorServer
+from app.simulator.server import ReportPlan, Simulator, SimulatorServer
 from tests.conftest import SIM_KEY, Databases
 from tests.reliability.support import MAX_REPORT_BYTES, Stack, app_env, fresh
 from tests.reliability.sweep import Recorded, assert_unchanged, record_answered_call

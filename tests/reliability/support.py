@@ -2,7 +2,7 @@
 
 Reports are generated from `Spec`s, so the test knows each one's occurred_at, status,
 error and outcome without parsing what it sent; `sorted_winners` replays them in time
-order with the precedence rules (app.status) to give the status every call must end at.
+order with the precedence rules (app.infobip.codes) to give the status every call must end at.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ import httpx
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.accounts import create_token
+from app.accounts.tokens import create_token
 from app.db import utcnow
+from app.infobip.codes import Error, Outcome, Status, derive_outcome, is_final, supersedes
 from app.models import Call, CallEvent, EventSource
-from app.simulator import Faults, Simulator
-from app.status import Error, Outcome, Status, derive_outcome, is_final, supersedes
+from app.simulator.server import Faults, Simulator
 from tests.conftest import NOTIFY_TOKEN, SIM_KEY
-from tests.test_replay import as_xml
+from tests.reports.test_replay import as_xml
 
 JSON_TYPE = "application/json"
 XML_TYPE = "application/xml; charset=UTF-8"
@@ -143,7 +143,7 @@ class Spec:
 
     @property
     def outcome(self) -> Outcome:
-        """Return the outcome app.status derives from this report."""
+        """Return the outcome app.infobip.codes derives from this report."""
         group, _, status_id, name, error, answered_by = KINDS[self.kind]
         err = None if error is None else Error(error[0], error[1], error[2])
         return derive_outcome(Status(group, status_id, name), err, answered_by)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import make_engine, make_session_factory
 from app.models import Call, CallEvent, InboundReport
-from app.simulator import SimulatorServer
+from app.simulator.server import SimulatorServer
 from tests.reliability.support import (
     Answer,
     Spec,

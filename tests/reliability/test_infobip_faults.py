@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Call, CallEvent, EventSource
-from app.simulator import Faults
+from app.simulator.server import Faults
 from tests.reliability.support import Stack, flat_launch
 
 NUMBERS = ("41793026727", "41793026731")

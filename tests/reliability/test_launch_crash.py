@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db import make_engine, make_session_factory
 from app.models import Call
-from app.simulator import Simulator, SimulatorServer
+from app.simulator.server import Simulator, SimulatorServer
 from tests.reliability.support import app_env, flat_launch, new_operator_token
 from tests.servers import ROOT, clean_environment, gunicorn
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import select, text
 
+from app.infobip.codes import Outcome
 from app.models import Call
-from app.status import Outcome
 from tests.reliability.support import (
     Spec,
     Stack,

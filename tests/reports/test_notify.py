@@ -10,8 +10,8 @@ from typing import Any
 import pydantic
 import pytest
 
-from app import notify_xml
-from app.notify import (
+from app.reports import xml as notify_xml
+from app.reports.parse import (
     DeliveryReport,
     ErrorInfo,
     InvalidItem,
@@ -24,7 +24,7 @@ from app.notify import (
     parse_xml,
 )
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 MESSAGE_ID = "0f6c1d52-3b1e-4d55-9a34-2c1b7d9e0a11"
 DROP = object()
 

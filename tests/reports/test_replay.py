@@ -13,10 +13,10 @@ from flask import Flask
 from lxml import etree
 from sqlalchemy import func, select
 
+from app.infobip.codes import Status, is_final, supersedes
 from app.models import Call, CallEvent
-from app.status import Status, is_final, supersedes
 from tests.conftest import LiveServer, db
-from tests.test_reports import JSON_TYPE, XML_TYPE, notify
+from tests.reports.test_reports import JSON_TYPE, XML_TYPE, notify
 
 STATUSES = [
     (1, "PENDING", 3, "PENDING_WAITING_DELIVERY"),

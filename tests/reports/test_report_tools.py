@@ -10,9 +10,9 @@ from flask import Flask
 from sqlalchemy import func, select, update
 
 from app.models import Call, CallEvent, InboundReport
-from app.simulator import ReportPlan, Simulator
+from app.simulator.server import ReportPlan, Simulator
 from tests.conftest import LiveServer, db, serve
-from tests.test_reports import FIRST, JSON_TYPE, launch_seed, notify, sample
+from tests.reports.test_reports import FIRST, JSON_TYPE, launch_seed, notify, sample
 
 
 def test_reports_replay_reprocesses_a_stored_body(
@@ -119,7 +119,7 @@ def test_notify_database_unavailable_is_503_with_retry_after(settings: Any, make
 def test_dispatcher_sweep_applies_parked_reports(
     http: httpx.Client, live: LiveServer, app: Flask
 ) -> None:
-    from app.dispatch import sweep_parked
+    from app.launch.dispatch import sweep_parked
     from tests.conftest import state
 
     launch_seed(http)

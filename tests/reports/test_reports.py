@@ -13,7 +13,7 @@ from flask import Flask
 from sqlalchemy import func, select, update
 
 from app.models import Call, CallEvent, InboundReport
-from app.simulator import ReportPlan, Simulator
+from app.simulator.server import ReportPlan, Simulator
 from app.text import json_may_hold_unstorable
 from tests.conftest import DATA, NOTIFY_TOKEN, LiveServer, db, state
 

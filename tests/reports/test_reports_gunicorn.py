@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from app.db import make_engine, make_session_factory
 from app.models import CallEvent
-from app.simulator import SimulatorServer
+from app.simulator.server import SimulatorServer
 from tests.conftest import NOTIFY_TOKEN, SIM_KEY
+from tests.reports.test_reports import FIRST, JSON_TYPE, sample
 from tests.servers import gunicorn
-from tests.test_reports import FIRST, JSON_TYPE, sample
 
 
 def test_notify_concurrent_copies_through_gunicorn_are_one_event(
@@ -30,7 +30,7 @@ def test_notify_concurrent_copies_through_gunicorn_are_one_event(
     engine = make_engine(database_url)
     sessions = make_session_factory(engine)
     with sessions() as session:
-        from app.accounts import create_token
+        from app.accounts.tokens import create_token
         from app.db import utcnow
 
         _, token = create_token(session, "ops", "operator", now=utcnow())

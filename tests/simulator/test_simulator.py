@@ -22,13 +22,13 @@ from lxml import etree
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from app.simulator import Faults, ReportPlan, Simulator, SimulatorServer, format_time
+from app.simulator.server import Faults, ReportPlan, Simulator, SimulatorServer, format_time
 
 API_KEY = "test-key"
 AUTH = {"Authorization": f"App {API_KEY}"}
 XML = "application/xml"
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Quiet(WSGIRequestHandler):
@@ -531,7 +531,7 @@ def test_serve_stops_on_sigterm() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     code = (
-        "from app.simulator import Simulator, serve; "
+        "from app.simulator.server import Simulator, serve; "
         f"serve('127.0.0.1', {port}, Simulator(api_key='{API_KEY}'))"
     )
     process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.DEVNULL)

@@ -10,11 +10,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from app.accounts import create_user
+from app.accounts.tokens import create_user
 from app.db import utcnow
 from app.models import LoginAttempt, User
 from tests.conftest import LiveServer, db, serve
-from tests.test_reports import (
+from tests.reports.test_reports import (
     FIRST,
     JSON_TYPE,
     SECOND,

@@ -16,7 +16,7 @@ from app.config import Settings
 from app.models import Call, CallEvent, InboundReport
 from app.web.notify_lane import NotifyLane
 from tests.conftest import NOTIFY_TOKEN, LiveServer, db, serve
-from tests.test_reports import FIRST, STRANGER, launch_seed, report
+from tests.reports.test_reports import FIRST, STRANGER, launch_seed, report
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 SECOND = "lane-parity-second-call"

@@ -21,15 +21,15 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app import metrics
-from app.calls import APPLIED, DUPLICATE, ItemResult
 from app.config import ConfigError, Settings, load_settings
 from app.db import make_engine, utcnow
-from app.infobip import FailureKind, ProviderError
+from app.infobip.client import FailureKind, ProviderError
 from app.migrate import alembic_config, upgrade
+from app.reports.record import APPLIED, DUPLICATE, ItemResult
 from app.web.ops import migrations_head
 from tests.conftest import NOTIFY_TOKEN, POSTGRES_URL, Databases, LiveServer, serve, state
+from tests.launch.test_launch import flat_body
 from tests.servers import gunicorn
-from tests.test_launch import flat_body
 
 UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:1/x"
 METRICS_TOKEN = "metrics-token-0123456789"

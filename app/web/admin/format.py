@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from app.status import Outcome
+from app.infobip.codes import Outcome
 
 # Names of the decoded IVR input fields (INFOBIP.md §4: voiceCall.ivr in v2, dtmfCodesAsJson in v1).
 COLLECTED_LABELS = {

@@ -29,21 +29,22 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from app.campaigns import NotFound
+from app.accounts.throttle import attempt_login
 from app.db import utcnow
-from app.listings import (
+from app.launch.campaigns import NotFound
+from app.lookups.lists import (
     find_calls,
     find_campaign_calls,
     find_campaigns,
     find_unmatched,
     read_call_filter,
 )
-from app.lookups import find_call_detail, find_campaign_detail
-from app.paging import InvalidQuery, page_args, read_limit
-from app.search import search_calls
-from app.throttle import attempt_login
-from app.web.admin_format import FILTERS, OUTCOMES, STATUS_GROUPS
-from app.web.admin_session import (
+from app.lookups.paging import InvalidQuery, page_args, read_limit
+from app.lookups.resources import find_call_detail, find_campaign_detail
+from app.lookups.search import search_calls
+from app.services import db_session
+from app.web.admin.format import FILTERS, OUTCOMES, STATUS_GROUPS
+from app.web.admin.session import (
     client_address,
     configure_sessions,
     current_user,
@@ -52,7 +53,6 @@ from app.web.admin_session import (
     start_session,
 )
 from app.web.api import csv_export_response
-from app.web.state import db_session
 
 log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/admin")

@@ -1,0 +1,1 @@
+"""API tokens, admin users and the login throttle."""

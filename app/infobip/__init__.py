@@ -1,0 +1,1 @@
+"""Infobip: the HTTP client, its status and error codes, and phone numbers."""

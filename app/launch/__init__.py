@@ -1,0 +1,1 @@
+"""Launching campaigns: the request, the CSV form, the launch sequence, submission, dispatch."""

@@ -1,0 +1,1 @@
+"""Reading calls and campaigns back: resources, lists, search, stuck calls, reporting."""

@@ -1,0 +1,1 @@
+"""Delivery reports: parsing, the one recording path, parked reports, replay."""

@@ -1,0 +1,1 @@
+"""The fake Infobip: a real HTTP server speaking Infobip's wire format."""
