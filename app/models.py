@@ -71,6 +71,41 @@ def _enum_check(name: str, column: str, values: type[enum.StrEnum]) -> CheckCons
     return CheckConstraint(f"{column} IN ({allowed})", name=name)
 
 
+class StatusColumns:
+    """What a call takes on from the event that sets its status, under the same names.
+
+    Calls and events both carry these; a call also keeps whether its status is final
+    and when it occurred (status_final, status_occurred_at).
+    """
+
+    status_group_id: Mapped[int | None]
+    status_group_name: Mapped[str | None] = mapped_column(String(64))
+    status_id: Mapped[int | None]
+    status_name: Mapped[str | None] = mapped_column(String(100))
+    status_description: Mapped[str | None] = mapped_column(Text)
+    error_group_id: Mapped[int | None]
+    error_group_name: Mapped[str | None] = mapped_column(String(64))
+    error_id: Mapped[int | None]
+    error_name: Mapped[str | None] = mapped_column(String(100))
+    error_description: Mapped[str | None] = mapped_column(Text)
+    error_permanent: Mapped[bool | None] = mapped_column(Boolean)
+    duration: Mapped[int | None]
+    charged_duration: Mapped[int | None]
+    price_per_second: Mapped[Decimal | None] = mapped_column(Numeric(18, 8))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    answered_by: Mapped[str | None] = mapped_column(String(16))
+    dtmf: Mapped[str | None] = mapped_column(Text)
+    collected: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    outcome: Mapped[str] = mapped_column(String(32), default="pending")
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# The names of StatusColumns, in order: what every path copies from an event to its call.
+STATUS_COLUMNS: tuple[str, ...] = tuple(StatusColumns.__annotations__)
+
+
 class Campaign(Base):
     """What an operator launched: one Infobip bulk of one or more messages."""
 
@@ -120,7 +155,7 @@ class Batch(Base):
     campaign: Mapped[Campaign] = relationship(back_populates="batches")
 
 
-class Call(Base):
+class Call(StatusColumns, Base):
     """One destination of a campaign (Infobip's "message"), with its current state."""
 
     __tablename__ = "calls"
@@ -141,37 +176,15 @@ class Call(Base):
     callback_data: Mapped[str | None] = mapped_column(String(200))
     submit_state: Mapped[str] = mapped_column(String(16), default=SubmitState.QUEUED.value)
     submit_error: Mapped[str | None] = mapped_column(Text)
-    outcome: Mapped[str] = mapped_column(String(32), default="pending")
-    status_group_id: Mapped[int | None]
-    status_group_name: Mapped[str | None] = mapped_column(String(64))
-    status_id: Mapped[int | None]
-    status_name: Mapped[str | None] = mapped_column(String(100))
-    status_description: Mapped[str | None] = mapped_column(Text)
     status_final: Mapped[bool] = mapped_column(Boolean, default=False)
     status_occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    error_group_id: Mapped[int | None]
-    error_group_name: Mapped[str | None] = mapped_column(String(64))
-    error_id: Mapped[int | None]
-    error_name: Mapped[str | None] = mapped_column(String(100))
-    error_description: Mapped[str | None] = mapped_column(Text)
-    error_permanent: Mapped[bool | None] = mapped_column(Boolean)
-    duration: Mapped[int | None]
-    charged_duration: Mapped[int | None]
-    price_per_second: Mapped[Decimal | None] = mapped_column(Numeric(18, 8))
-    currency: Mapped[str | None] = mapped_column(String(3))
-    answered_by: Mapped[str | None] = mapped_column(String(16))
-    dtmf: Mapped[str | None] = mapped_column(Text)
-    collected: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
     updated_at: Mapped[Timestamp] = mapped_column(default=utcnow)
 
     campaign: Mapped[Campaign] = relationship()
 
 
-class CallEvent(Base):
+class CallEvent(StatusColumns, Base):
     """One row of a call's history; append-only. call_id is null while parked."""
 
     __tablename__ = "call_events"
@@ -201,32 +214,10 @@ class CallEvent(Base):
     )
     source: Mapped[str] = mapped_column(String(16))
     submit_state: Mapped[str | None] = mapped_column(String(16))
-    status_group_id: Mapped[int | None]
-    status_group_name: Mapped[str | None] = mapped_column(String(64))
-    status_id: Mapped[int | None]
-    status_name: Mapped[str | None] = mapped_column(String(100))
-    status_description: Mapped[str | None] = mapped_column(Text)
-    error_group_id: Mapped[int | None]
-    error_group_name: Mapped[str | None] = mapped_column(String(64))
-    error_id: Mapped[int | None]
-    error_name: Mapped[str | None] = mapped_column(String(100))
-    error_description: Mapped[str | None] = mapped_column(Text)
-    error_permanent: Mapped[bool | None] = mapped_column(Boolean)
-    outcome: Mapped[str] = mapped_column(String(32))
     occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     occurred_at_text: Mapped[str | None] = mapped_column(String(64))
     received_at: Mapped[Timestamp] = mapped_column(default=utcnow)
-    duration: Mapped[int | None]
-    charged_duration: Mapped[int | None]
-    price_per_second: Mapped[Decimal | None] = mapped_column(Numeric(18, 8))
-    currency: Mapped[str | None] = mapped_column(String(3))
-    answered_by: Mapped[str | None] = mapped_column(String(16))
-    dtmf: Mapped[str | None] = mapped_column(Text)
-    collected: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     callback_data: Mapped[str | None] = mapped_column(String(200))
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     applied: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str | None] = mapped_column(Text)

@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy.orm import Session
 
 from app.cli.groups import reports_group
-from app.db import utcnow
 from app.infobip.client import ProviderError
-from app.models import EventSource, InboundReport
-from app.reports.parse import ReportParseError, parse_report_body
-from app.reports.record import record_items, summarise
+from app.models import InboundReport
+from app.reports.parse import ReportParseError
+from app.reports.replay import replay_inbound, store_pulled
 from app.services import app_state
 
 PULL_LIMIT = 1000
 MAX_PULLS = 10_000  # a safety stop: 10 million reports in one run
-
-
-def replay_inbound(session: Session, inbound: InboundReport) -> dict[str, Any]:
-    """Parse a stored body again and record its results (duplicates are recognised)."""
-    items = parse_report_body(inbound.body, inbound.content_type)
-    inbound.items = len(items)
-    inbound.parse_error = None
-    source = EventSource.PULL if inbound.peer == "pull" else EventSource.REPORT
-    results = record_items(
-        session, items, received_at=utcnow(), inbound_report_id=inbound.id, source=source
-    )
-    return summarise(results)
 
 
 def _line(summary: dict[str, Any]) -> str:
@@ -53,22 +38,6 @@ def replay_command(inbound_id: int) -> None:
             raise click.ClickException(f"report {inbound_id} cannot be parsed: {exc}") from exc
         session.commit()
     click.echo(f"report {inbound_id}: {_line(summary)}")
-
-
-def store_pulled(session: Session, results: list[dict[str, Any]]) -> InboundReport:
-    """Keep a pulled batch as a raw report (Infobip returns each report only once)."""
-    body = json.dumps({"results": results}, separators=(",", ":")).encode()
-    inbound = InboundReport(
-        received_at=utcnow(),
-        content_type="application/json",
-        peer="pull",
-        body=body,
-        size=len(body),
-        items=len(results),
-    )
-    session.add(inbound)
-    session.flush()
-    return inbound
 
 
 @reports_group.command("pull")

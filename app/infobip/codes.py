@@ -42,12 +42,15 @@ GROUP_NAMES = {
     REJECTED: "REJECTED",
 }
 DELIVERED_TO_OPERATOR = 2
-STATUS_NO_ANSWER = 96
-STATUS_BUSY = 97
-STATUS_CANCELLED = 98
-STATUS_REJECTED = 99
-STATUS_DUPLICATE_MESSAGE_ID = 23
 ERROR_GROUP_OK = 0
+
+# Statuses the outcome rules name, each keyed on group, id and name together: an id alone
+# can mean two things (INFOBIP.md §5, id 87).
+STATUS_NO_ANSWER = (UNDELIVERABLE, 96, "NO_ANSWER")
+STATUS_BUSY = (UNDELIVERABLE, 97, "BUSY")
+STATUS_CANCELLED = (UNDELIVERABLE, 98, "CANCELLED")
+STATUS_REJECTED = (REJECTED, 99, "REJECTED")
+STATUS_DUPLICATE_MESSAGE_ID = (REJECTED, 23, "REJECTED_DUPLICATE_MESSAGE_ID")
 
 # Error codes, legacy 5xxx and current 10xxx families (INFOBIP.md §5 table).
 MACHINE_ERRORS = frozenset({5001, 10002})
@@ -63,6 +66,10 @@ class Status:
     group_id: int | None
     id: int | None = None
     name: str | None = None
+
+    def is_(self, code: tuple[int, int, str]) -> bool:
+        """Say whether this is the status keyed by (group, id, name)."""
+        return (self.group_id, self.id, (self.name or "").upper()) == code
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,12 @@ def is_accepted_at_submit(status: Status, *, retry: bool) -> bool:
     """Judge one destination of Infobip's 200 answer (DESIGN.md "Launching", step 4)."""
     if status.group_id in (PENDING, DELIVERED):
         return True
-    return retry and status.group_id == REJECTED and status.id == STATUS_DUPLICATE_MESSAGE_ID
+    return retry and is_already_accepted(status)
+
+
+def is_already_accepted(status: Status) -> bool:
+    """Say whether Infobip refused a destination because it has its messageId (status 23)."""
+    return status.is_(STATUS_DUPLICATE_MESSAGE_ID)
 
 
 def derive_outcome(status: Status | None, error: Error | None, answered_by: str | None) -> Outcome:
@@ -102,11 +114,12 @@ def derive_outcome(status: Status | None, error: Error | None, answered_by: str 
         if error is None or error.group_id == ERROR_GROUP_OK:
             return Outcome.ANSWERED_HUMAN
         return Outcome.UNKNOWN
-    if status.id == STATUS_BUSY or error_id in BUSY_ERRORS or "BUSY" in error_name:
+    if status.is_(STATUS_BUSY) or error_id in BUSY_ERRORS or "BUSY" in error_name:
         return Outcome.BUSY
-    if status.id == STATUS_NO_ANSWER or error_id in NO_ANSWER_ERRORS or "NO_ANSWER" in error_name:
+    if status.is_(STATUS_NO_ANSWER) or error_id in NO_ANSWER_ERRORS or "NO_ANSWER" in error_name:
         return Outcome.NO_ANSWER
-    if status.id in (STATUS_CANCELLED, STATUS_REJECTED) or error_id in DECLINED_ERRORS:
+    declined = status.is_(STATUS_CANCELLED) or status.is_(STATUS_REJECTED)
+    if declined or error_id in DECLINED_ERRORS:
         return Outcome.DECLINED
     if status.group_id == EXPIRED:
         return Outcome.EXPIRED
@@ -126,6 +139,21 @@ def submit_outcome(submit_state: str) -> Outcome:
     return Outcome.PENDING
 
 
+AFTER_FINAL = "after_final"
+LATE = "late"
+LATER_WINS = "later_wins"
+# Which status wins, by (the new one is final, the current one is final) (DESIGN.md
+# "Receiving delivery reports", step 4): None replaces, a reason keeps the current one,
+# LATER_WINS compares the times. supersedes() reads this table, and the PostgreSQL
+# statement of app.reports.store_pg is generated from it.
+PRECEDENCE: dict[tuple[bool, bool], str | None] = {
+    (True, False): None,  # a final status always replaces a non-final one
+    (False, True): AFTER_FINAL,  # a non-final status never replaces a final one
+    (True, True): LATER_WINS,
+    (False, False): LATER_WINS,
+}
+
+
 def supersedes(
     new_final: bool,
     new_time: datetime | None,
@@ -134,14 +162,12 @@ def supersedes(
 ) -> str | None:
     """Decide whether a new status replaces the current one; None if it does, else the reason.
 
-    A final status always replaces a non-final one; a non-final never replaces a
-    final one (``after_final``); otherwise the later time wins and an equal or
-    missing time keeps the current status (``late``).
+    Between two finals or two non-finals the later time wins; an equal or missing time
+    keeps the current status (``late``).
     """
-    if new_final and not current_final:
-        return None
-    if current_final and not new_final:
-        return "after_final"
+    rule = PRECEDENCE[(new_final, current_final)]
+    if rule != LATER_WINS:
+        return rule
     if new_time is not None and (current_time is None or new_time > current_time):
         return None
-    return "late"
+    return LATE

@@ -15,17 +15,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, case, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import metrics
-from app.db import bulk_insert, utcnow
+from app.db import utcnow
 from app.infobip.client import FailureKind, InfobipClient, ProviderError
-from app.infobip.codes import Outcome, Status, is_accepted_at_submit, is_final, submit_outcome
+from app.infobip.codes import (
+    Outcome,
+    Status,
+    is_accepted_at_submit,
+    is_already_accepted,
+    is_final,
+    submit_outcome,
+)
 from app.launch.campaigns import build_launch_body
-from app.models import Batch, BatchState, Call, CallEvent, Campaign, EventSource, SubmitState
+from app.models import Batch, BatchState, Call, Campaign, EventSource, SubmitState
+from app.reports.events import EVENT_COLUMNS, Candidate
+from app.reports.record import ALREADY_ACCEPTED, record
 
 log = logging.getLogger(__name__)
 
@@ -174,48 +183,51 @@ def judge_calls(calls: list[CallRef], sent: Sent, *, retry: bool) -> list[Judged
     return judged
 
 
+def submit_candidate(
+    call: CallRef, state: str, raw: dict[str, Any], reason: str | None, *, now: datetime
+) -> Candidate:
+    """Build the event of one call's submit answer (a non-final status at submission).
+
+    A destination Infobip already had (status 23 on a retry or resubmission) is
+    recorded as accepted, `already_accepted`, and never becomes the current status.
+    """
+    status = Status(_int(raw.get("groupId")), _int(raw.get("id")), raw.get("name"))
+    accepted = state == SubmitState.ACCEPTED
+    event: dict[str, Any] = dict.fromkeys(EVENT_COLUMNS)
+    event.update(
+        message_id=call.message_id,
+        source=EventSource.SUBMIT.value,
+        submit_state=state,
+        status_group_id=status.group_id,
+        status_group_name=raw.get("groupName"),
+        status_id=status.id,
+        status_name=status.name,
+        status_description=raw.get("description"),
+        outcome=(Outcome.PENDING if accepted else submit_outcome(state)).value,
+        occurred_at=now,
+        received_at=now,
+        callback_data=call.callback_data,
+        raw=raw or None,
+        duplicates=0,
+    )
+    keeps = ALREADY_ACCEPTED if accepted and is_already_accepted(status) else None
+    return Candidate(
+        call.message_index, call.message_id, event, is_final(status), now, None,
+        submit_state=state, submit_error=reason, keeps_status=keeps,
+    )  # fmt: skip
+
+
 def record_sent(
     session: Session, batch: Batch, calls: list[CallRef], sent: Sent, *, now: datetime
 ) -> BatchResult:
-    """Store every call's submit state and a submit event; mark the batch done."""
+    """Record every call's submit answer through the one recording path; mark the batch done."""
     judged = judge_calls(calls, sent, retry=batch.resubmission or sent.attempts > 1)
     result = BatchResult(batch.id)
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    events = []
+    candidates = []
     for call, state, raw, reason in judged:
         result.states[state] = result.states.get(state, 0) + 1
-        status = Status(_int(raw.get("groupId")), _int(raw.get("id")), raw.get("name"))
-        outcome = submit_outcome(state) if state != SubmitState.ACCEPTED else Outcome.PENDING
-        status_fields = {
-            "status_group_id": status.group_id,
-            "status_group_name": raw.get("groupName"),
-            "status_id": status.id,
-            "status_name": status.name,
-            "status_description": raw.get("description"),
-        }
-        key = (state, reason, outcome.value, is_final(status), bool(raw),
-               *status_fields.values())  # fmt: skip
-        groups.setdefault(key, []).append(call.id)
-        events.append(
-            {
-                "call_id": call.id,
-                "message_id": call.message_id,
-                "source": EventSource.SUBMIT.value,
-                "submit_state": state,
-                **status_fields,
-                "outcome": outcome.value,
-                "occurred_at": now,
-                "received_at": now,
-                "callback_data": call.callback_data,
-                "raw": raw or None,
-                "applied": True,
-                "reason": reason,
-                "duplicates": 0,
-            }
-        )
-    for key, ids in groups.items():
-        _write_state(session, key, ids, now)
-    bulk_insert(session, cast(Table, CallEvent.__table__), events)
+        candidates.append(submit_candidate(call, state, raw, reason, now=now))
+    record(session, candidates)
     error = sent.error
     session.execute(
         update(Batch)
@@ -231,41 +243,6 @@ def record_sent(
     result.http_status = error.status_code if error else 200
     result.error = str(error) if error else None
     return result
-
-
-_STATUS_COLUMNS = (
-    "status_group_id", "status_group_name", "status_id", "status_name", "status_description",
-)  # fmt: skip
-
-
-def _write_state(session: Session, key: tuple[Any, ...], ids: list[int], now: datetime) -> None:
-    """One UPDATE for every call of a batch that got the same answer.
-
-    A report may already have given a call a final status: the submit answer then
-    changes only its submit state, never its status or outcome (the CASEs read the
-    row as it was before this statement).
-    """
-    state, reason, outcome, final, has_status, *status_values = key
-    table = cast(Table, Call.__table__)
-    not_final = table.c.status_final.is_(False)
-    values: dict[str, Any] = {
-        "submit_state": state,
-        "submit_error": reason,
-        "updated_at": now,
-        "outcome": case(
-            (and_(not_final, table.c.status_occurred_at.is_(None)), outcome),
-            else_=table.c.outcome,
-        ),
-    }
-    if has_status:
-        for name, value in zip(_STATUS_COLUMNS, status_values, strict=True):
-            values[name] = case((not_final, value), else_=table.c[name])
-        values["status_final"] = case((not_final, final), else_=table.c.status_final)
-        values["status_occurred_at"] = case((not_final, now), else_=table.c.status_occurred_at)
-    for start in range(0, len(ids), 1000):
-        session.connection().execute(
-            update(table).where(table.c.id.in_(ids[start : start + 1000])).values(values)
-        )
 
 
 def submit_batch(

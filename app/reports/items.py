@@ -41,8 +41,14 @@ _V1_KEYS = frozenset(
     }
 )
 # IVR values sent as JSON documents encoded in strings (INFOBIP.md §4, voiceCall.ivr.*).
+# The four keys `collected` always has; version 1 sends only the DTMF codes, as
+# dtmfCodesAsJson, which land under collectedDtmfs.
 _COLLECTED_V2 = ("collectedDtmfs", "collectedMappedDtmfs", "spokenInput", "matchedSpokenInput")
 _COLLECTED_V1 = ("dtmfCodesAsJson",)
+_COLLECTED_PATHS = {
+    2: {key: f"voiceCall.ivr.{key}" for key in _COLLECTED_V2},
+    1: {"collectedDtmfs": "dtmfCodesAsJson"},
+}
 
 T = TypeVar("T")
 
@@ -263,11 +269,9 @@ def _choose_occurred_at(values: dict[str, Any], texts: dict[str, str | None]) ->
 
 def _read_collected(item: dict[str, Any], version: int) -> dict[str, Any] | None:
     """Return the IVR values decoded from their JSON-in-string form; None when all are null."""
-    if version == 2:
-        paths = {key: f"voiceCall.ivr.{key}" for key in _COLLECTED_V2}
-    else:
-        paths = {key: key for key in _COLLECTED_V1}
-    collected = {key: _decode_collected(_get(item, path)) for key, path in paths.items()}
+    paths = _COLLECTED_PATHS[version]
+    collected = dict.fromkeys(_COLLECTED_V2)
+    collected.update({key: _decode_collected(_get(item, path)) for key, path in paths.items()})
     return collected if any(value is not None for value in collected.values()) else None
 
 

@@ -1,20 +1,17 @@
 """The common case on PostgreSQL: one report in one POST, recorded in one statement.
 
-Storing the raw body, moving the call's status and appending the event (or counting
-a repeat of one) are one statement of data-modifying CTEs, so a report costs one
-round trip, and no transaction of its own in autocommit mode. The rules are those of
-app/calls.py: the call's row is locked first, the UPDATE's condition is the
-precedence of DESIGN.md step 4 (a compare-and-set), the event records why the status
-did not move (unmatched, late, after_final), and the unique key turns a repeated
-report into a count. The statement is compiled once and run on the driver's own
-connection (app.pg.PgStatement). Never commits.
+Storing the raw body, moving the call's status and appending the event (or counting a
+repeat of one) are one statement of data-modifying CTEs: one round trip, and no
+transaction of its own in autocommit mode (the notify lane). The call's row is locked
+first; the UPDATE's condition and the reason the status did not move are generated
+from app.infobip.codes.PRECEDENCE, the table supersedes() reads. The statement is
+compiled once and run on the driver's own connection (app.pg.PgStatement).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import cache
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
     Connection,
@@ -29,24 +26,19 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
     update,
-)  # fmt: skip
+)
 from sqlalchemy.dialects.postgresql import insert
 
-from app.models import Call, CallEvent, EventSource, InboundReport
+from app.infobip.codes import LATE, LATER_WINS, PRECEDENCE
+from app.models import STATUS_COLUMNS, Call, CallEvent, InboundReport
 from app.pg import PgStatement
-from app.reports.parse import DeliveryReport
-from app.reports.record import (
-    APPLIED,
-    DUPLICATE,
-    NOT_APPLIED,
-    STATUS_COLUMNS,
-    UNMATCHED,
-    ItemResult,
-    change_from_report,
-    event_values,
-    unstorable_value,
-)
+
+if TYPE_CHECKING:
+    from app.reports.events import Candidate
+    from app.reports.inbound import Inbound
+    from app.reports.record import Decision
 
 _CALLS = cast(Table, Call.__table__)
 _EVENTS = cast(Table, CallEvent.__table__)
@@ -62,7 +54,7 @@ _EVENT_COLUMNS = [
 
 
 def _precedence(final: bool, timed: bool) -> Any:
-    """DESIGN.md step 4 as a condition on the call's row (the new status is final/timed)."""
+    """PRECEDENCE as a condition on the call's row, for a new status final or not, timed or not."""
     later = and_(
         bindparam("p_occurred_at", type_=_CALLS.c.status_occurred_at.type).is_not(None),
         or_(
@@ -70,12 +62,21 @@ def _precedence(final: bool, timed: bool) -> Any:
             _CALLS.c.status_occurred_at < bindparam("p_occurred_at"),
         ),
     ) if timed else false()  # fmt: skip
-    if final:
-        return or_(_CALLS.c.status_final.is_(False), later)
-    return and_(_CALLS.c.status_final.is_(False), later)
+    branches = []
+    for current_final in (False, True):
+        rule = PRECEDENCE[(final, current_final)]
+        wins = true() if rule is None else later if rule == LATER_WINS else false()
+        branches.append(and_(_CALLS.c.status_final.is_(current_final), wins))
+    return or_(*branches)
 
 
-_UNMATCHED_REASON = "no call has this messageId"
+def _kept_reasons(final: bool, current_final: Any) -> list[tuple[Any, Any]]:
+    """PRECEDENCE's fixed reasons (after_final) as CASE branches on the call's finality."""
+    return [
+        (current_final.is_(is_final), rule)
+        for is_final in (False, True)
+        if (rule := PRECEDENCE[(final, is_final)]) not in (None, LATER_WINS)
+    ]
 
 
 @cache
@@ -119,14 +120,17 @@ def _statement(final: bool, timed: bool) -> Select[Any]:
     )
     was_moved = exists(select(moved.c.id))
     # Why the status did not move, from the locked row as it was (supersedes()).
-    whens: list[tuple[Any, Any]] = [(was_moved, null()), (~exists(select(locked.c.id)), UNMATCHED)]
-    if not final:
-        whens.append((select(locked.c.status_final).scalar_subquery(), "after_final"))
+    whens: list[tuple[Any, Any]] = [
+        (was_moved, null()),
+        (~exists(select(locked.c.id)), "unmatched"),
+    ]
+    lone = select(locked.c.status_final).scalar_subquery()
+    whens += _kept_reasons(final, lone)
     values = select(
         *(bindparam(f"p_{c.name}", type_=c.type) for c in _EVENT_COLUMNS),
         select(locked.c.id).scalar_subquery(),
         was_moved,
-        case(*whens, else_=literal("late")),
+        case(*whens, else_=literal(LATE)),
         select(inbound.c.id).scalar_subquery(),
         literal(0),
     )
@@ -145,33 +149,14 @@ def _statement(final: bool, timed: bool) -> Select[Any]:
     return select(event.c.duplicates, event.c.reason)
 
 
-def record_single(
-    connection: Connection,
-    report: DeliveryReport,
-    *,
-    body: bytes,
-    content_type: str,
-    peer: str | None,
-    received_at: datetime,
-) -> ItemResult | None:
-    """Store the body and record its one report in one statement (no commit).
+def record_one(connection: Connection, candidate: Candidate, inbound: Inbound) -> Decision:
+    """Keep the body and record its one report in one statement (no commit)."""
+    from app.reports.record import Decision
 
-    None (and nothing stored) when a value cannot be stored: the general path stores
-    the body and explains the refusal.
-    """
-    change = change_from_report(report)
-    values = event_values(report, change, received_at, None, EventSource.REPORT)
-    if unstorable_value(values) is not None:
-        return None
-    params: dict[str, Any] = {f"p_{c.name}": values.get(c.name) for c in _EVENT_COLUMNS}
-    params.update(p_status_final=change.final, i_content_type=content_type[:200], i_peer=peer,
-                  i_body=body, i_size=len(body))  # fmt: skip
-    statement = _pg_statement(change.final, change.occurred_at is not None)
+    event = candidate.event
+    params: dict[str, Any] = {f"p_{c.name}": event.get(c.name) for c in _EVENT_COLUMNS}
+    params.update(p_status_final=candidate.final, i_content_type=inbound.content_type[:200],
+                  i_peer=inbound.peer, i_body=inbound.body, i_size=len(inbound.body))  # fmt: skip
+    statement = _pg_statement(candidate.final, candidate.occurred_at is not None)
     ((duplicates, reason),) = statement.rows(connection, params)
-    if duplicates:
-        return ItemResult(report.index, report.message_id, DUPLICATE)
-    if reason is None:
-        return ItemResult(report.index, report.message_id, APPLIED)
-    if reason == UNMATCHED:
-        return ItemResult(report.index, report.message_id, UNMATCHED, _UNMATCHED_REASON)
-    return ItemResult(report.index, report.message_id, NOT_APPLIED, reason)
+    return Decision(candidate, None, new=not duplicates, reason=reason)

@@ -1,4 +1,4 @@
-"""The statements of app/ingest.py on PostgreSQL: each takes a whole set of rows at once.
+"""The recording path's store on PostgreSQL: each statement takes a whole set of rows at once.
 
 A 100-result POST costs the same few statements as a 1-result one: the calls are
 locked with `= ANY(array)`; the events, the status moves and the duplicate counts
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import cache
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import (
@@ -49,14 +49,20 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.types import TypeEngine
 
-from app.models import Call, CallEvent
+from app.models import STATUS_COLUMNS, Call, CallEvent
 from app.pg import array_literal, compiled
-from app.reports.record import STATUS_COLUMNS
+from app.reports import single_pg
+from app.reports.moves import write_values
+
+if TYPE_CHECKING:
+    from app.reports.events import Candidate
+    from app.reports.inbound import Inbound
+    from app.reports.record import CallState, CallUpdate, Decision
 
 _CALLS: Table = Call.__table__  # type: ignore[assignment]
 _EVENTS: Table = CallEvent.__table__  # type: ignore[assignment]
-# The event columns a report fills (all but the key and the submission's state).
-_EVENT_COLUMNS = tuple(c for c in _EVENTS.columns if c.name not in ("id", "submit_state"))
+# The event columns every recorded event fills (all but its id).
+_EVENT_COLUMNS = tuple(c for c in _EVENTS.columns if c.name != "id")
 _COUNT_COLUMNS = (Column("dedupe_key", Text()), Column("added", Integer()))
 
 
@@ -114,7 +120,7 @@ def _lock_statement() -> Select[Any]:
     ids = _array("ids", Text)
     return (
         select(_CALLS.c.id, _CALLS.c.message_id, _CALLS.c.status_final,
-               _CALLS.c.status_occurred_at)
+               _CALLS.c.status_occurred_at, _CALLS.c.status_group_id)
         .where(_CALLS.c.message_id == any_(ids))
         .order_by(_CALLS.c.id)
         .with_for_update(key_share=True)
@@ -231,13 +237,38 @@ def _run(
     return compiled(build).rows(session.connection(), params)
 
 
-def lock_calls(session: Session, message_ids: Iterable[str]) -> list[Any]:
-    """Lock the calls with these messageIds FOR NO KEY UPDATE, in id order; return their rows.
+def autocommitted(session: Session) -> bool:
+    """Say whether the session's connection commits each statement (the notify lane's)."""
+    driver: Any = session.connection().connection.driver_connection
+    return bool(driver.autocommit)
+
+
+def record_one(session: Session, candidate: Candidate, inbound: Inbound) -> Decision:
+    """Keep the body and record its one report in one statement (app.reports.single_pg)."""
+    return single_pg.record_one(session.connection(), candidate, inbound)
+
+
+@cache
+def _stored_statement() -> Select[Any]:
+    """Select which of some dedupe keys (:keys) call_events holds."""
+    return select(_EVENTS.c.dedupe_key).where(_EVENTS.c.dedupe_key == any_(_array("keys", Text)))
+
+
+def lock_calls(session: Session, message_ids: Iterable[str]) -> dict[str, CallState]:
+    """Lock the calls with these messageIds FOR NO KEY UPDATE, in id order; return their states.
 
     FOR NO KEY UPDATE is the lock an UPDATE of non-key columns takes: it does not
     block the foreign-key checks of events inserted for these calls elsewhere.
     """
-    return _run(session, _lock_statement, {"ids": array_literal(message_ids)})
+    from app.reports.record import CallState
+
+    rows = _run(session, _lock_statement, {"ids": array_literal(sorted(message_ids))})
+    return {row[1]: CallState(row[0], row[2], row[3], row[4] is not None) for row in rows}
+
+
+def stored_keys(session: Session, keys: set[str]) -> set[str]:
+    """Return which of these dedupe keys call_events holds already."""
+    return {key for (key,) in _run(session, _stored_statement, {"keys": array_literal(keys)})}
 
 
 def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
@@ -245,17 +276,32 @@ def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
     if not rows:
         return set()
     params = _params("events", rows, _EVENT_LAYOUT)
-    return {key for (key,) in _run(session, _insert_statement, params)}
+    return {key for (key,) in _run(session, _insert_statement, params) if key is not None}
 
 
-def move_statuses(session: Session, moves: Sequence[tuple[int, str, bool]], now: datetime) -> None:
-    """Set each call (id, winning event's key, final) to that event's status, in id order.
+def update_calls(session: Session, updates: Sequence[CallUpdate], now: datetime) -> None:
+    """Move each call to its update: a report's winner by its event's key, the rest by value.
 
-    Run after the events are inserted (see ingest.py)."""
-    if not moves:
-        return
-    ids, keys, finals = (array_literal(values) for values in zip(*sorted(moves), strict=True))
-    _run(session, _move_statement, {"ids": ids, "keys": keys, "finals": finals, "now": now})
+    The winning report events are in call_events already (inserted just before, or
+    stored under the same key), so their status travels as a key, not a second time.
+    """
+    by_key = [u for u in updates if _by_key(u)]
+    moves = [(u.call_id, u.winner.key, u.winner.final) for u in by_key if u.winner and u.winner.key]
+    if moves:
+        ids, keys, finals = (array_literal(values) for values in zip(*sorted(moves), strict=True))
+        _run(session, _move_statement, {"ids": ids, "keys": keys, "finals": finals, "now": now})
+    write_values(session, [u for u in updates if not _by_key(u)], now)
+
+
+def _by_key(update: CallUpdate) -> bool:
+    """Say whether an update is a report's winner alone (moved by its event's key)."""
+    winner = update.winner
+    return (
+        winner is not None
+        and winner.key is not None
+        and update.submit is None
+        and (update.outcome is None)
+    )
 
 
 def count_duplicates(session: Session, counts: dict[str, int]) -> None:

@@ -12,8 +12,9 @@ from sqlalchemy.exc import OperationalError
 
 from app import metrics
 from app.db import utcnow
+from app.reports.inbound import Inbound, store_inbound
 from app.reports.parse import ParsedItem, ReportParseError, parse_report_body
-from app.reports.receive import record_post, store_inbound
+from app.reports.receive import record_post
 from app.reports.record import summarise
 from app.services import app_state, db_session
 from app.web.errors import ApiError
@@ -116,9 +117,9 @@ def receive(token: str) -> tuple[Response, int]:
         try:
             if items is None:
                 assert refusal is not None
-                store_inbound(session, body, content_type=content_type,
-                              peer=request.remote_addr, items=None,
-                              parse_error=refusal.message)  # fmt: skip
+                inbound = Inbound(body, content_type, request.remote_addr,
+                                  parse_error=refusal.message)  # fmt: skip
+                store_inbound(session, inbound)
                 session.commit()
                 raise refusal
             results = record_post(session, items, body=body, content_type=content_type,

@@ -15,9 +15,9 @@ from app.launch.campaigns import create_campaign, fingerprint, prepare_resubmiss
 from app.launch.dispatch import dispatch_once
 from app.launch.request import parse_launch
 from app.launch.submission import submit_campaign
-from app.models import Batch, Call
+from app.models import Batch, Call, CallEvent
 from app.simulator.server import Faults, Simulator
-from tests.conftest import db, state
+from tests.conftest import NOTIFY_TOKEN, db, state
 from tests.launch.test_launch import flat_body
 
 
@@ -113,8 +113,30 @@ def test_resubmit_after_a_timeout_reuses_message_ids(
     assert set(simulator.message_counts.values()) == {1}
     with db(app) as session:
         calls = session.scalars(select(Call)).all()
-        assert {c.status_id for c in calls} == {23}
+        # Status 23 never becomes the current status: the calls wait for their reports.
+        assert {c.status_id for c in calls} == {None}
+        assert {c.status_final for c in calls} == {False}
         assert {c.outcome for c in calls} == {"pending"}
+        last = session.scalars(
+            select(CallEvent).where(CallEvent.source == "submit").order_by(CallEvent.id.desc())
+        ).first()
+        assert last is not None
+        assert (last.submit_state, last.status_id, last.applied, last.reason) == (
+            "accepted", 23, False, "already_accepted"
+        )  # fmt: skip
+        message_id = calls[0].message_id
+    # A report that ended before the resubmission still gives the call its final status.
+    ended = (utcnow() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    report = {
+        "messageId": message_id,
+        "voiceCall": {"endTime": ended},
+        "status": {"groupId": 3, "groupName": "DELIVERED", "id": 5, "name": "DELIVERED_TO_HANDSET"},
+    }
+    answer = app.test_client().post(f"/notify/ivr/{NOTIFY_TOKEN}", json={"results": [report]})
+    assert answer.get_json()["applied"] == 1
+    with db(app) as session:
+        settled = session.scalars(select(Call).where(Call.message_id == message_id)).one()
+        assert (settled.status_id, settled.outcome) == (5, "answered_human")
 
 
 def test_resubmit_sends_calls_left_queued_by_a_crash(app: Flask, simulator: Simulator) -> None:

@@ -185,7 +185,12 @@ def test_parse_json_v1_sample_reads_epoch_milliseconds() -> None:
         "Appointment reminder",
     )
     assert result.dtmf_codes == "1"
-    assert result.collected == {"dtmfCodesAsJson": {"confirm": "1"}}
+    assert result.collected == {
+        "collectedDtmfs": {"confirm": "1"},
+        "collectedMappedDtmfs": None,
+        "spokenInput": None,
+        "matchedSpokenInput": None,
+    }
     assert result.price_per_second == Decimal("0.0012")
     assert result.error == ErrorInfo(
         group_id=0,
@@ -801,7 +806,12 @@ def test_parse_json_collected_is_none_when_all_are_null() -> None:
 def test_parse_json_v1_keeps_undecodable_dtmf_json_as_text() -> None:
     result = report(changed(v1_item(), {"dtmfCodesAsJson": "1#"}))
 
-    assert result.collected == {"dtmfCodesAsJson": "1#"}
+    assert result.collected == {
+        "collectedDtmfs": "1#",
+        "collectedMappedDtmfs": None,
+        "spokenInput": None,
+        "matchedSpokenInput": None,
+    }
 
 
 @pytest.mark.parametrize(("value", "expected"), [("", ""), (None, None), ("12#", "12#")])

@@ -111,7 +111,12 @@ def test_notify_v1_report_is_recorded(http: httpx.Client, live: LiveServer, app:
     answered = call(app, FIRST)
     assert answered.outcome == "answered_human"
     assert answered.error_id == 5000
-    assert answered.collected == {"dtmfCodesAsJson": {"confirm": "1"}}
+    assert answered.collected == {
+        "collectedDtmfs": {"confirm": "1"},
+        "collectedMappedDtmfs": None,
+        "spokenInput": None,
+        "matchedSpokenInput": None,
+    }
 
 
 def test_notify_batch_parks_an_unknown_message_id_until_its_call_appears(
@@ -132,7 +137,11 @@ def test_notify_batch_parks_an_unknown_message_id_until_its_call_appears(
     assert http.post("/api/v1/campaigns", json=body).status_code == 201
     matched = call(app, STRANGER)
     assert matched.outcome == "busy"
-    assert [e.applied for e in events(app, STRANGER)] == [True, True]
+    # The submit answer (accepted, not final) comes after the final report: it sets the
+    # submit state but not the status.
+    history = [(e.source, e.applied, e.reason) for e in events(app, STRANGER)]
+    assert history == [("report", True, None), ("submit", False, "after_final")]
+    assert matched.submit_state == "accepted"
     assert "fell back" not in caplog.text  # the batch path worked on its own
 
 
