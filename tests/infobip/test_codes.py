@@ -83,6 +83,14 @@ OK = Error(0, 10000, "NORMAL_HANGUP")
         (Status(2, 31, "UNDELIVERABLE_NOT_SENT"), None, None, Outcome.FAILED),
         # rule 9: an unknown group
         (Status(9, 1, "NEW_GROUP"), None, None, Outcome.UNKNOWN),
+        # statuses are keyed on group, id and name together (INFOBIP.md §5): an id alone
+        # in another group, or under another name, is not BUSY, NO_ANSWER or declined
+        (Status(5, 97, "REJECTED_OTHER"), None, None, Outcome.REJECTED),
+        (Status(2, 97, "UNDELIVERABLE_OTHER"), None, None, Outcome.FAILED),
+        (Status(4, 96, "EXPIRED_OTHER"), None, None, Outcome.EXPIRED),
+        (Status(2, 99, "REJECTED"), None, None, Outcome.FAILED),
+        (Status(5, 98, "CANCELLED"), None, None, Outcome.REJECTED),
+        (Status(2, 97, "busy"), None, None, Outcome.BUSY),  # names compared in upper case
     ],
 )  # fmt: skip
 def test_derive_outcome_follows_the_ordered_rules(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -28,7 +29,7 @@ from app.lookups.reporting import (
 from app.migrate import downgrade, upgrade
 from app.models import Call, Campaign
 from app.simulator.server import Simulator
-from tests.conftest import LiveServer, db
+from tests.conftest import DATA, LiveServer, db
 from tests.lookups.test_lookups import launch, notify, numbers, result
 
 REPORTING = Path(__file__).resolve().parents[2] / "docs" / "REPORTING.md"
@@ -307,3 +308,18 @@ def test_reporting_views_go_with_a_downgrade(engine: Engine) -> None:
     }
     upgrade(engine)
     assert set(inspect(engine).get_view_names()) >= set(VIEWS)
+
+
+def test_reporting_dtmf_example_counts_version_1_reports(
+    http: httpx.Client, live: LiveServer, engine: Engine
+) -> None:
+    """A v1 report's dtmfCodesAsJson lands in collectedDtmfs, where the example looks."""
+    (message_id,) = launch(http, "v1-campaign", (["41793050000"], None))
+    v1 = json.loads((DATA / "report-v1.json").read_text())["results"][0]
+    v1.update(messageId=message_id, dtmfCodesAsJson='{"menu":"3"}')
+    assert notify(live, v1)["applied"] == 1
+    (sql,) = [
+        sql for name, _, sql in EXAMPLE.findall(REPORTING.read_text()) if name == "dtmf-choices"
+    ]
+    answer = [tuple(plain(v) for v in row) for row in rows(engine, sql)]
+    assert answer == [("v1-campaign", "3", 1)]
