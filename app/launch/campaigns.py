@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db import bulk_insert
+from app.infobip.limits import MAX_DESTINATIONS_PER_MESSAGE
 from app.launch.fields import id_problem
 from app.launch.request import LaunchRequest, Problem
 from app.models import Batch, BatchState, Call, Campaign, SubmitState
@@ -22,8 +23,6 @@ from app.models import Batch, BatchState, Call, Campaign, SubmitState
 # A synchronous launch submits its own batches; the dispatcher only takes them over
 # after this long, in case the worker that stored them died before sending.
 SYNC_GRACE = timedelta(seconds=120)
-# Infobip takes at most 20,000 destinations per message object (INFOBIP.md §1).
-MAX_DESTINATIONS_PER_MESSAGE = 20_000
 _LOOKUP_CHUNK = 500
 
 

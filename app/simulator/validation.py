@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from app.infobip.limits import MAX_DESTINATIONS_PER_MESSAGE
 from app.simulator.reports import JSON_TYPE, XML_TYPE
 
-MAX_DESTINATIONS = 20_000
 DIGITS = re.compile(r"[0-9]{3,20}")
 
 
@@ -29,8 +29,8 @@ def _check_destinations(errors: dict[str, list[str]], path: str, destinations: A
     if not isinstance(destinations, list) or not destinations:
         _problem(errors, path, "must not be empty")
         return
-    if len(destinations) > MAX_DESTINATIONS:
-        _problem(errors, path, f"size must be between 1 and {MAX_DESTINATIONS}")
+    if len(destinations) > MAX_DESTINATIONS_PER_MESSAGE:
+        _problem(errors, path, f"size must be between 1 and {MAX_DESTINATIONS_PER_MESSAGE}")
     for index, destination in enumerate(destinations):
         where = f"{path}[{index}]"
         if not isinstance(destination, dict):
