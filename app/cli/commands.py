@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +20,21 @@ from app.accounts.tokens import AccountError, create_token, create_user
 from app.cli.groups import calls_group, campaigns_group, reports_group
 from app.config import ConfigError
 from app.db import utcnow
+from app.launch.answer import count_submit_states, launch_status_code
 from app.launch.campaigns import (
     LaunchConflict,
-    create_campaign,
     fingerprint,
     get_campaign,
+    launch_campaign,
     prepare_resubmission,
+    send_batches,
 )
 from app.launch.csv import CsvLaunchError, read_csv_launch
 from app.launch.dispatch import run_dispatcher
 from app.launch.request import LaunchValidationError, parse_launch
-from app.launch.submission import queued_batches, submit_batch
-from app.lookups.resources import count_submit_states, launch_status_code
+from app.launch.submission import Submitter, queued_batches
 from app.migrate import upgrade
-from app.reports.parked import rematch_campaign
+from app.models import Campaign
 from app.services import AppState, app_state
 
 
@@ -120,26 +121,22 @@ def _launch(body: Any, parallel: int) -> int:
     submitter = state.submitter("cli")
     with state.sessions() as session:
         try:
-            created = create_campaign(
+            launched = launch_campaign(
                 session,
+                submitter,
                 request,
                 digest=fingerprint(body),
                 batch_size=state.settings.batch_size,
                 asynchronous=False,
-                now=utcnow(),
+                send=functools.partial(_send_with_progress, submitter, parallel),
             )
         except LaunchConflict as exc:
             details = "".join(f"\n  {p.path}: {p.message}" for p in exc.problems)
             raise click.ClickException(f"{exc.message}{details}") from exc
-        session.commit()
-        campaign = created.campaign
-        if created.created:
-            rematch_campaign(session, campaign, now=utcnow())
-            session.commit()
-        if not created.created:
-            click.echo(f"campaign {campaign.bulk_id} exists already with this body; nothing sent")
-        batch_ids = queued_batches(session, campaign.id)
-    return _send_batches(submitter, campaign.bulk_id, batch_ids, parallel)
+    campaign = launched.campaign
+    if not launched.created:
+        click.echo(f"campaign {campaign.bulk_id} exists already with this body; nothing sent")
+    return _summary(campaign, launched.states)
 
 
 PARALLEL = click.option(
@@ -151,22 +148,18 @@ PARALLEL = click.option(
 )
 
 
-def _send_batches(submitter: Any, bulk_id: str, batch_ids: list[int], parallel: int) -> int:
-    # Several batches in flight: while one waits for Infobip, another is stored or
-    # built. Each claims its batch first, so nothing is ever sent twice.
-    with (
-        click.progressbar(length=len(batch_ids), label=f"sending {bulk_id}",
-                          file=sys.stderr) as bar,
-        ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="send") as pool,
-    ):  # fmt: skip
-        for future in as_completed(pool.submit(submit_batch, submitter, b) for b in batch_ids):
-            future.result()
-            bar.update(1)
-    with submitter.sessions() as session:
-        campaign = get_campaign(session, bulk_id)
-        states = count_submit_states(session, campaign.id)
+def _send_with_progress(
+    submitter: Submitter, parallel: int, bulk_id: str, batch_ids: list[int]
+) -> None:
+    with click.progressbar(
+        length=len(batch_ids), label=f"sending {bulk_id}", file=sys.stderr
+    ) as bar:
+        send_batches(submitter, batch_ids, parallel=parallel, on_sent=lambda: bar.update(1))
+
+
+def _summary(campaign: Campaign, states: dict[str, int]) -> int:
     summary = ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
-    click.echo(f"campaign {bulk_id} ({campaign.campaign_id}): {summary}")
+    click.echo(f"campaign {campaign.bulk_id} ({campaign.campaign_id}): {summary}")
     return 0 if launch_status_code(states) < 500 else 1
 
 
@@ -240,7 +233,10 @@ def campaigns_resubmit(bulk_id: str, parallel: int) -> None:
         session.commit()
         batch_ids = queued_batches(session, campaign.id)
     click.echo(f"{requeued} call(s) queued again; {len(batch_ids)} batch(es) to send")
-    sys.exit(_send_batches(state.submitter("cli"), bulk_id, batch_ids, parallel))
+    _send_with_progress(state.submitter("cli"), parallel, bulk_id, batch_ids)
+    with state.sessions() as session:
+        states = count_submit_states(session, campaign.id)
+    sys.exit(_summary(campaign, states))
 
 
 @click.command("dispatch")

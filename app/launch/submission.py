@@ -24,7 +24,7 @@ from app import metrics
 from app.db import bulk_insert, utcnow
 from app.infobip.client import FailureKind, InfobipClient, ProviderError
 from app.infobip.codes import Outcome, Status, is_accepted_at_submit, is_final, submit_outcome
-from app.launch.campaigns import build_launch_body
+from app.launch.body import build_launch_body
 from app.models import Batch, BatchState, Call, CallEvent, Campaign, EventSource, SubmitState
 
 log = logging.getLogger(__name__)

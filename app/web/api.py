@@ -8,9 +8,9 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from app.db import utcnow
-from app.launch.campaigns import create_campaign, fingerprint, get_campaign
+from app.launch.answer import last_batch_errors, launch_answer
+from app.launch.campaigns import fingerprint, get_campaign, launch_campaign
 from app.launch.request import Problem, parse_launch
-from app.launch.submission import submit_campaign
 from app.lookups.lists import (
     find_calls,
     find_campaign_calls,
@@ -20,15 +20,8 @@ from app.lookups.lists import (
 )
 from app.lookups.paging import InvalidQuery, page_args
 from app.lookups.reporting import export_filename, iter_campaign_csv
-from app.lookups.resources import (
-    find_call_detail,
-    find_campaign_detail,
-    last_batch_errors,
-    launch_answer,
-    launch_status_code,
-)
+from app.lookups.resources import find_call_detail, find_campaign_detail
 from app.models import Role
-from app.reports.parked import rematch_campaign
 from app.services import app_state, db_session
 from app.web.auth import require_token
 from app.web.errors import ApiError, error_body, error_response
@@ -78,39 +71,28 @@ def _prefers_async() -> bool:
 def launch() -> tuple[Response, int]:
     """Validate, store and submit a campaign (DESIGN.md "Launching a campaign")."""
     state = app_state()
-    settings = state.settings
-    if settings.launch_missing:
-        missing = ", ".join(settings.launch_missing)
+    if state.settings.launch_missing:
+        missing = ", ".join(state.settings.launch_missing)
         raise ApiError(503, "not_configured", f"launching is disabled: missing {missing}")
     body = read_json_body(MAX_LAUNCH_BYTES)
-    launch_request = parse_launch(body, now=utcnow())
-    asynchronous = _prefers_async() or launch_request.destination_count > settings.sync_limit
+    parsed = parse_launch(body, now=utcnow())
     session = db_session()
-    created = create_campaign(
+    launched = launch_campaign(
         session,
-        launch_request,
+        state.submitter(),
+        parsed,
         digest=fingerprint(body),
-        batch_size=settings.batch_size,
-        asynchronous=asynchronous,
-        now=utcnow(),
+        batch_size=state.settings.batch_size,
+        asynchronous=_prefers_async() or parsed.destination_count > state.settings.sync_limit,
     )
+    answer = launch_answer(session, launched.campaign)
+    if launched.status >= 500:
+        reasons = "; ".join(last_batch_errors(session, launched.campaign))
+        answer.update(
+            error_body(_FAILURE_CODES[launched.status], reasons or "no call was accepted")
+        )
     session.commit()
-    campaign = created.campaign
-    if created.created:
-        rematch_campaign(session, campaign, now=utcnow())
-        session.commit()  # also ends the read: SQLite holds its write lock until then
-    if created.created and not asynchronous:
-        submit_campaign(state.submitter(), campaign.id)
-    session.expire_all()
-    answer, states = launch_answer(session, get_campaign(session, campaign.bulk_id))
-    session.commit()
-    # An asynchronous launch answers 202 even when the dispatcher got to its batches
-    # before this answer was read (the body then shows them as sent).
-    status = 200 if not created.created else 202 if asynchronous else launch_status_code(states)
-    if status >= 500:
-        reasons = "; ".join(last_batch_errors(session, campaign)) or "no call was accepted"
-        answer.update(error_body(_FAILURE_CODES[status], reasons))
-    return jsonify(answer), status
+    return jsonify(answer), launched.status
 
 
 @bp.get("/api/v1/calls/<message_id>")

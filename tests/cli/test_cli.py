@@ -69,6 +69,20 @@ def test_launch_from_a_json_file(app: Flask, simulator: Simulator, tmp_path: Pat
     assert simulator.launch_count == 1
 
 
+def test_launch_of_the_same_file_again_sends_nothing(
+    app: Flask, simulator: Simulator, tmp_path: Path
+) -> None:
+    body = tmp_path / "launch.json"
+    body.write_text(json.dumps(flat_body("41793026727", "41793026731")))
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["launch", str(body)]).exit_code == 0
+    again = runner.invoke(args=["launch", str(body)])
+    assert again.exit_code == 0, again.output
+    assert "campaign flat-1 exists already with this body; nothing sent" in again.output
+    assert "accepted 2" in again.output
+    assert simulator.launch_count == 1
+
+
 def test_launch_invalid_json_file_lists_problems(app: Flask, tmp_path: Path) -> None:
     body = tmp_path / "launch.json"
     body.write_text(json.dumps(flat_body("41793026727", "0911234567")))

@@ -453,16 +453,16 @@ def test_launch_async_answers_202_when_the_dispatcher_was_quicker(
 ) -> None:
     # The dispatcher runs for real, in the moment between the campaign's commit and
     # the answer (found by bench/soak.py: 4 asynchronous launches in 268 got 201).
-    from app.launch.campaigns import get_campaign
+    from app.launch.answer import launch_answer
     from app.launch.dispatch import dispatch_once
     from app.web import api
 
-    def dispatch_then_get(session: Session, bulk_id: str) -> Campaign:
-        session.commit()  # SQLite: release the write lock the refresh of bulk_id took
+    def dispatch_then_answer(session: Session, campaign: Campaign) -> dict[str, Any]:
+        session.commit()  # SQLite: release the write lock the count of submit states took
         dispatch_once(state(app).submitter("dispatch"))
-        return get_campaign(session, bulk_id)
+        return launch_answer(session, campaign)
 
-    monkeypatch.setattr(api, "get_campaign", dispatch_then_get)
+    monkeypatch.setattr(api, "launch_answer", dispatch_then_answer)
     response = http.post(
         "/api/v1/campaigns",
         json=flat_body("41793026727", "41793026731"),
