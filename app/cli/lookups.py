@@ -15,7 +15,7 @@ from app.db import utcnow
 from app.launch.campaigns import NotFound, get_campaign
 from app.lookups.lists import find_campaigns
 from app.lookups.paging import MAX_LIMIT
-from app.lookups.resources import campaign_resource, find_call_detail
+from app.lookups.resources import campaign_resource, get_call_detail
 from app.lookups.stuck import find_stuck_calls
 from app.services import app_state
 
@@ -143,7 +143,7 @@ def calls_show(message_id: str) -> None:
     """Show a call and its status history."""
     with app_state().sessions() as session:
         try:
-            call = find_call_detail(session, message_id)
+            call = get_call_detail(session, message_id)
         except NotFound as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(_show_call(call))

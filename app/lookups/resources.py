@@ -180,7 +180,7 @@ def event_resource(event: CallEvent | Row[Any]) -> dict[str, Any]:
     }
 
 
-def find_call_detail(session: Session, message_id: str) -> dict[str, Any]:
+def get_call_detail(session: Session, message_id: str) -> dict[str, Any]:
     """Return a call with its whole history, oldest first; raise NotFound."""
     if id_problem(message_id) is not None:  # no call can have it; don't ask the database
         raise NotFound(f"no call has messageId {message_id!r}")
@@ -270,6 +270,6 @@ def campaign_resource(session: Session, campaign: Campaign) -> dict[str, Any]:
     return campaign_resources(session, [campaign])[0]
 
 
-def find_campaign_detail(session: Session, bulk_id: str) -> dict[str, Any]:
+def get_campaign_detail(session: Session, bulk_id: str) -> dict[str, Any]:
     """Return the campaign resource for a bulkId; raise NotFound."""
     return campaign_resource(session, get_campaign(session, bulk_id))

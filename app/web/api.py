@@ -12,15 +12,16 @@ from app.launch.answer import last_batch_errors, launch_answer
 from app.launch.campaigns import fingerprint, get_campaign, launch_campaign
 from app.launch.request import Problem, parse_launch
 from app.lookups.lists import (
+    checked_call_filter,
     find_calls,
-    find_campaign_calls,
     find_campaigns,
     find_unmatched,
+    get_campaign_calls,
     read_call_filter,
 )
 from app.lookups.paging import InvalidQuery, page_args
 from app.lookups.reporting import export_filename, iter_campaign_csv
-from app.lookups.resources import find_call_detail, find_campaign_detail
+from app.lookups.resources import get_call_detail, get_campaign_detail
 from app.models import Role
 from app.services import app_state, db_session
 from app.web.auth import require_token
@@ -99,14 +100,14 @@ def launch() -> tuple[Response, int]:
 @require_token(Role.VIEWER)
 def show_call(message_id: str) -> Response:
     """Return one call with its whole history."""
-    return jsonify(find_call_detail(db_session(), message_id))
+    return jsonify(get_call_detail(db_session(), message_id))
 
 
 @bp.get("/api/v1/campaigns/<bulk_id>")
 @require_token(Role.VIEWER)
 def show_campaign(bulk_id: str) -> Response:
     """Return one campaign with its counts."""
-    return jsonify(find_campaign_detail(db_session(), bulk_id))
+    return jsonify(get_campaign_detail(db_session(), bulk_id))
 
 
 @bp.errorhandler(InvalidQuery)
@@ -122,12 +123,9 @@ def _invalid_query(exc: InvalidQuery) -> Response:
 @require_token(Role.VIEWER)
 def list_calls() -> Response:
     """Return calls by to, callbackData, bulkId, outcome or status, newest first."""
-    args = request.args
-    page = find_calls(
-        db_session(),
-        read_call_filter(args),
-        **page_args(args),
-    )
+    session, args = db_session(), request.args
+    filters, paging = read_call_filter(args), page_args(args)
+    page = find_calls(session, checked_call_filter(session, filters), **paging)
     return jsonify(page.as_json())
 
 
@@ -145,7 +143,7 @@ def list_campaigns() -> Response:
 def list_campaign_calls(bulk_id: str) -> Response:
     """Return a campaign's calls in launch order, by outcome or status (name or group)."""
     args = request.args
-    page = find_campaign_calls(
+    page = get_campaign_calls(
         db_session(),
         bulk_id,
         read_call_filter(args),
