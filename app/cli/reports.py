@@ -9,7 +9,6 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy.orm import Session
 
-from app.cli.groups import reports_group
 from app.db import utcnow
 from app.infobip.client import ProviderError
 from app.models import EventSource, InboundReport
@@ -19,6 +18,11 @@ from app.services import app_state
 
 PULL_LIMIT = 1000
 MAX_PULLS = 10_000  # a safety stop: 10 million reports in one run
+
+
+@click.group("reports")
+def reports_group() -> None:
+    """Replay stored reports and pull missed ones from Infobip."""
 
 
 def replay_inbound(session: Session, inbound: InboundReport) -> dict[str, Any]:
