@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from app.infobip.limits import MAX_DESTINATIONS_PER_MESSAGE
+
 log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/ivrdesk.sqlite3"
@@ -206,8 +208,11 @@ def warn_about(settings: Settings) -> list[str]:
         )
     if not settings.notify_tokens:
         warnings.append("IVR_NOTIFY_TOKENS is empty: every delivery report will be refused")
-    if settings.batch_size > 20_000:
-        warnings.append("IVR_BATCH_SIZE above 20000 is split into messages of 20000 destinations")
+    if settings.batch_size > MAX_DESTINATIONS_PER_MESSAGE:
+        limit = MAX_DESTINATIONS_PER_MESSAGE
+        warnings.append(
+            f"IVR_BATCH_SIZE above {limit} is split into messages of {limit} destinations"
+        )
     for line in warnings:
         log.warning(line)
     return warnings

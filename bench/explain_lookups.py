@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session
 from app.db import make_engine, make_session_factory
 from app.lookups.lists import (
     find_calls,
-    find_campaign_calls,
     find_campaigns,
     find_unmatched,
+    get_campaign_calls,
     read_call_filter,
 )
 from app.lookups.reporting import campaign_summary
-from app.lookups.resources import find_call_detail, find_campaign_detail
+from app.lookups.resources import get_call_detail, get_campaign_detail
 from app.migrate import upgrade
 from app.pg import PgStatement
 
@@ -101,15 +101,15 @@ def explain(session: Session, statement: str, params: Any, raw: bool) -> Sequenc
 
 S = make_session_factory(e)
 cases: dict[str, Callable[[Session], object]] = {
-    "call by messageId (GET /api/v1/calls/<id>)": lambda s: find_call_detail(s, md5_(12345)),
+    "call by messageId (GET /api/v1/calls/<id>)": lambda s: get_call_detail(s, md5_(12345)),
     "search by number (GET /api/v1/calls?to=)": lambda s: find_calls(
         s, read_call_filter({"to": "+385 91 201 2345"}), limit=50
     ),
     "search by callbackData": lambda s: find_calls(
         s, read_call_filter({"callbackData": "cb-77"}), limit=50
     ),
-    "campaign detail (GET /api/v1/campaigns/<bulkId>)": lambda s: find_campaign_detail(s, "bulk-7"),
-    "campaign calls by outcome": lambda s: find_campaign_calls(
+    "campaign detail (GET /api/v1/campaigns/<bulkId>)": lambda s: get_campaign_detail(s, "bulk-7"),
+    "campaign calls by outcome": lambda s: get_campaign_calls(
         s, "bulk-7", read_call_filter({"outcome": "busy"}), limit=50
     ),
     "campaign list": lambda s: find_campaigns(s, limit=50),

@@ -30,12 +30,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from support import free_port, wait_for
 
+from app.infobip.limits import MAX_DESTINATIONS_PER_MESSAGE
+
 ROOT = Path(__file__).resolve().parent.parent
 IVRDESK = Path(sys.executable).with_name("ivrdesk")
 GNU_TIME = Path("/usr/bin/time")
 API_KEY = "bench-key"
 NOTIFY_TOKEN = "bench-notify-token-0123456789"
-PER_MESSAGE = 20_000  # Infobip's limit of destinations per message object
+PER_MESSAGE = MAX_DESTINATIONS_PER_MESSAGE
 ADMIN_URL = os.environ.get(
     "IVR_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from app.infobip.limits import MAX_DESTINATIONS_PER_MESSAGE
+
 BIG = "p4-big"
 SMALL = "p4-small"
 HOT_NUMBER = "41791234567"
 HOT_EVERY = 500
-PER_MESSAGE = 20_000
+PER_MESSAGE = MAX_DESTINATIONS_PER_MESSAGE
 BATCH_SIZE = 1000
 DIAL_SECONDS = 0.02  # calls are dialled 50 a second
 SCENARIO = "p4-scenario-0001"

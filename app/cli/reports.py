@@ -7,7 +7,6 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
-from app.cli.groups import reports_group
 from app.infobip.client import ProviderError
 from app.models import InboundReport
 from app.reports.parse import ReportParseError
@@ -16,6 +15,11 @@ from app.services import app_state
 
 PULL_LIMIT = 1000
 MAX_PULLS = 10_000  # a safety stop: 10 million reports in one run
+
+
+@click.group("reports")
+def reports_group() -> None:
+    """Replay stored reports and pull missed ones from Infobip."""
 
 
 def _line(summary: dict[str, Any]) -> str:

@@ -1,1 +1,1 @@
-"""Infobip: the HTTP client, its status and error codes, and phone numbers."""
+"""Infobip: the HTTP client, its status and error codes, its limits, and phone numbers."""

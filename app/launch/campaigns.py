@@ -1,29 +1,31 @@
-"""Create campaigns: idempotency by bulkId, messageIds, calls and batches; never commits."""
+"""Launch campaigns: store them (idempotent by bulkId), their calls and batches, then send."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.db import bulk_insert
+from app.db import bulk_insert, utcnow
+from app.launch.answer import count_submit_states, launch_status_code
 from app.launch.fields import id_problem
 from app.launch.request import LaunchRequest, Problem
+from app.launch.submission import Submitter, queued_batches, submit_batch
 from app.models import Batch, BatchState, Call, Campaign, SubmitState
+from app.reports.parked import rematch_campaign
 
 # A synchronous launch submits its own batches; the dispatcher only takes them over
 # after this long, in case the worker that stored them died before sending.
 SYNC_GRACE = timedelta(seconds=120)
-# Infobip takes at most 20,000 destinations per message object (INFOBIP.md §1).
-MAX_DESTINATIONS_PER_MESSAGE = 20_000
 _LOOKUP_CHUNK = 500
 
 
@@ -95,6 +97,95 @@ def _used_message_ids(session: Session, request: LaunchRequest) -> list[Problem]
     for chunk in _chunks(wanted, _LOOKUP_CHUNK):
         used.extend(session.scalars(select(Call.message_id).where(Call.message_id.in_(chunk))))
     return [Problem(paths[m], f"messageId {m!r} is already used by another call") for m in used]
+
+
+@dataclass(frozen=True)
+class Launched:
+    """What a launch did: its campaign, whether it created it, and the calls' submit states."""
+
+    campaign: Campaign
+    created: bool
+    asynchronous: bool
+    states: dict[str, int]
+
+    @property
+    def status(self) -> int:
+        """Return the HTTP status of the answer (DESIGN.md "Launching a campaign", 6 and 7)."""
+        if not self.created:
+            return 200
+        # Queued for the dispatcher: 202, even if it got to the batches already.
+        return 202 if self.asynchronous else launch_status_code(self.states)
+
+
+# Sends a campaign's queued batches: given its bulkId and the batches' ids, in order.
+BatchSender = Callable[[str, list[int]], None]
+
+
+def launch_campaign(
+    session: Session,
+    submitter: Submitter,
+    request: LaunchRequest,
+    *,
+    digest: str,
+    batch_size: int,
+    asynchronous: bool,
+    send: BatchSender | None = None,
+) -> Launched:
+    """Store a campaign and re-match parked reports, then send it unless asynchronous.
+
+    The one launch sequence of the API, the CLI and the admin console (DESIGN.md
+    "Launching a campaign", steps 2 to 5). Unlike other domain functions it commits
+    the caller's session, twice: everything is stored before anything is sent, and no
+    transaction stays open while Infobip is called. Batches go out through the
+    submitter's own sessions, by `send` (default: one after the other). A campaign
+    found again by its bulkId and body is not sent again.
+    """
+    created = create_campaign(
+        session,
+        request,
+        digest=digest,
+        batch_size=batch_size,
+        asynchronous=asynchronous,
+        now=utcnow(),
+    )
+    session.commit()
+    campaign = created.campaign
+    if created.created:
+        rematch_campaign(session, campaign, now=utcnow())
+        session.commit()
+    if created.created and not asynchronous:
+        batch_ids = queued_batches(session, campaign.id)
+        session.commit()  # ends the read: SQLite holds its write lock until then
+        sender = send or (lambda _bulk_id, ids: send_batches(submitter, ids))
+        sender(campaign.bulk_id, batch_ids)
+    session.expire_all()
+    states = count_submit_states(session, campaign.id)
+    return Launched(campaign, created.created, asynchronous, states)
+
+
+def send_batches(
+    submitter: Submitter,
+    batch_ids: list[int],
+    *,
+    parallel: int = 1,
+    on_sent: Callable[[], None] | None = None,
+) -> None:
+    """Send batches, up to `parallel` in flight at once; each is claimed first, so never twice.
+
+    While one batch waits for Infobip another is stored or built. `on_sent` is called
+    in the caller's thread after each batch (a progress bar).
+    """
+    if parallel == 1:
+        for batch_id in batch_ids:
+            submit_batch(submitter, batch_id)
+            if on_sent is not None:
+                on_sent()
+        return
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="send") as pool:
+        for future in as_completed(pool.submit(submit_batch, submitter, b) for b in batch_ids):
+            future.result()
+            if on_sent is not None:
+                on_sent()
 
 
 def create_campaign(
@@ -209,41 +300,6 @@ def add_batches(
     session.add_all(batches)
     session.flush()
     return [batch.id for batch in batches]
-
-
-class Destined(Protocol):
-    """What building a request needs of a call."""
-
-    @property
-    def message_index(self) -> int: ...
-    @property
-    def message_id(self) -> str: ...
-    @property
-    def to_number(self) -> str: ...
-
-
-def build_launch_body(
-    campaign: Campaign,
-    calls: Iterable[Destined],
-    *,
-    notify_url: str,
-    notify_content_type: str,
-) -> dict[str, Any]:
-    """Build Infobip's request for some calls of a campaign, with ivrdesk's notifyUrl."""
-    grouped: dict[int, list[dict[str, str]]] = {}
-    for call in calls:
-        grouped.setdefault(call.message_index, []).append(
-            {"to": call.to_number, "messageId": call.message_id}
-        )
-    messages = []
-    for index, destinations in grouped.items():
-        fields = dict(campaign.messages[index])
-        fields.setdefault("notifyContentType", notify_content_type)
-        fields["notifyUrl"] = notify_url
-        for start in range(0, len(destinations), MAX_DESTINATIONS_PER_MESSAGE):
-            chunk = destinations[start : start + MAX_DESTINATIONS_PER_MESSAGE]
-            messages.append({**fields, "destinations": chunk})
-    return {"bulkId": campaign.bulk_id, "messages": messages}
 
 
 RESUBMITTABLE = (SubmitState.FAILED.value, SubmitState.UNKNOWN.value, SubmitState.SUBMITTING.value)

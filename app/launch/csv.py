@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from app.infobip.limits import MAX_DESTINATIONS_PER_MESSAGE
 from app.infobip.numbers import normalise_number
 
 MAX_ROWS = 1_000_000
@@ -24,7 +25,7 @@ def read_csv_launch(
     bulk_id: str | None = None,
     name: str | None = None,
 ) -> dict[str, Any]:
-    """Read the CSV; rows with the same parameters become one message of the body."""
+    """Read the CSV; rows with the same parameters become messages of at most 20,000 rows."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             return _build(csv.DictReader(handle), scenario_id, sender, callback_data, bulk_id, name)
@@ -72,14 +73,17 @@ def _build(
         raise CsvLaunchError("the CSV has no rows")
     messages = []
     for key, destinations in groups.items():
-        message: dict[str, Any] = {"scenarioId": scenario_id, "destinations": destinations}
+        common: dict[str, Any] = {"scenarioId": scenario_id}
         if sender:
-            message["from"] = sender
+            common["from"] = sender
         if callback_data:
-            message["callbackData"] = callback_data
+            common["callbackData"] = callback_data
         if key:
-            message["parameters"] = dict(key)
-        messages.append(message)
+            common["parameters"] = dict(key)
+        # Infobip takes at most 20,000 destinations per message: a larger group is split.
+        for start in range(0, len(destinations), MAX_DESTINATIONS_PER_MESSAGE):
+            chunk = destinations[start : start + MAX_DESTINATIONS_PER_MESSAGE]
+            messages.append({**common, "destinations": chunk})
     body: dict[str, Any] = {"messages": messages}
     if bulk_id:
         body["bulkId"] = bulk_id

@@ -14,11 +14,14 @@ from pydantic import (
     HttpUrl,
     UrlConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
+
+from app.infobip.limits import NUMERIC_SENDER, SENDER_MAX_DIGITS, SENDER_MIN_DIGITS
 
 SEND_AT_PAST = timedelta(hours=1)  # DESIGN.md, Launching a campaign, step 1
 SEND_AT_AHEAD = timedelta(days=180)
@@ -75,6 +78,31 @@ def _parameter_text(value: object) -> object:
     )
 
 
+SENDER_PROBLEM = (
+    f"must be a numeric sender of {SENDER_MIN_DIGITS} to {SENDER_MAX_DIGITS} digits, "
+    "without + or spaces (like 41793026700)"
+)
+# What the OpenAPI document says of `from`: the same rule, for both JSON types accepted.
+_SENDER_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": f"^{NUMERIC_SENDER.pattern}$"},
+        {
+            "type": "integer",
+            "minimum": 10 ** (SENDER_MIN_DIGITS - 1),
+            "maximum": 10**SENDER_MAX_DIGITS - 1,
+        },
+    ],
+    "description": "A numeric sender (INFOBIP.md §1); a JSON integer is taken as its digits.",
+}
+
+
+def _checked_sender(value: str) -> str:
+    """Return a numeric sender of 3 to 14 digits unchanged."""
+    if NUMERIC_SENDER.fullmatch(value) is None:
+        raise PydanticCustomError("sender", SENDER_PROBLEM)
+    return value
+
+
 def _report_version(value: int) -> int:
     """Return a notifyContentVersion of 1 or 2 unchanged."""
     if value not in (1, 2):
@@ -115,7 +143,12 @@ def _send_at_problem(text: str, now: datetime) -> str | None:
 Id = Annotated[str, AfterValidator(_checked_id)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 PositiveInt = Annotated[int, Field(gt=0)]
-Sender = Annotated[str, Field(min_length=3, max_length=14), BeforeValidator(_integer_as_digits)]
+Sender = Annotated[
+    str,
+    BeforeValidator(_integer_as_digits),
+    AfterValidator(_checked_sender),
+    WithJsonSchema(_SENDER_SCHEMA),
+]
 ParameterValue = Annotated[str, BeforeValidator(_parameter_text)]
 NotifyUrl = Annotated[HttpUrl, UrlConstraints(max_length=2048)]
 Day = Literal["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]

@@ -9,14 +9,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from app.infobip.limits import MAX_DESTINATIONS_PER_MESSAGE, MAX_RETRY_COUNT, MAX_VALIDITY_PERIOD
 from app.infobip.numbers import normalise_number
 from app.launch.fields import FlatLaunch, LaunchEnvelope, MessageFields, id_problem
 from app.text import has_nul, has_surrogate
 
 __all__ = [
-    "MAX_DESTINATIONS",
-    "MAX_RETRY_COUNT",
-    "MAX_VALIDITY_PERIOD",
     "Clamp",
     "Destination",
     "LaunchRequest",
@@ -26,10 +24,6 @@ __all__ = [
     "normalise_number",
     "parse_launch",
 ]
-
-MAX_DESTINATIONS = 20_000  # per message object, INFOBIP.md §1
-MAX_VALIDITY_PERIOD = 2880  # minutes; Infobip silently uses 48 h above it, INFOBIP.md §1
-MAX_RETRY_COUNT = 4  # Infobip silently uses 4 above it, INFOBIP.md §1
 
 _DESTINATION_KEYS = frozenset({"to", "messageId"})
 _FLAT_OWN_KEYS = ("to", "messageId")
@@ -333,8 +327,9 @@ def _check_count(count: int, path: str, found: _Findings) -> None:
     """Require 1 to 20,000 destinations in one message."""
     if count == 0:
         found.add(path, "must not be empty")
-    elif count > MAX_DESTINATIONS:
-        found.add(path, f"has {count} numbers; at most {MAX_DESTINATIONS} per message are allowed")
+    elif count > MAX_DESTINATIONS_PER_MESSAGE:
+        limit = MAX_DESTINATIONS_PER_MESSAGE
+        found.add(path, f"has {count} numbers; at most {limit} per message are allowed")
 
 
 def _parse_flat(body: dict[str, Any], found: _Findings) -> LaunchRequest:

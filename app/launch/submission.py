@@ -31,7 +31,7 @@ from app.infobip.codes import (
     is_final,
     submit_outcome,
 )
-from app.launch.campaigns import build_launch_body
+from app.launch.body import build_launch_body
 from app.models import Batch, BatchState, Call, Campaign, EventSource, SubmitState
 from app.reports.events import EVENT_COLUMNS, Candidate
 from app.reports.record import ALREADY_ACCEPTED, record

@@ -80,11 +80,19 @@ def read_call_filter(args: Mapping[str, str]) -> CallFilter:
     )
 
 
-def _conditions(session: Session, filters: CallFilter) -> list[ColumnElement[bool]]:
+def checked_call_filter(session: Session, filters: CallFilter) -> CallFilter:
+    """Return the filter unchanged; raise NotFound when its bulkId names no campaign."""
+    if filters.bulk_id is not None:
+        get_campaign(session, filters.bulk_id)
+    return filters
+
+
+def _conditions(filters: CallFilter) -> list[ColumnElement[bool]]:
     """Turn a filter into WHERE conditions on calls."""
     conditions: list[ColumnElement[bool]] = []
     if filters.bulk_id is not None:
-        conditions.append(Call.campaign_id == get_campaign(session, filters.bulk_id).id)
+        campaign = select(Campaign.id).where(Campaign.bulk_id == filters.bulk_id)
+        conditions.append(Call.campaign_id == campaign.scalar_subquery())
     if filters.to is not None:
         conditions.append(Call.to_number == filters.to)
     if filters.callback_data is not None:
@@ -112,16 +120,16 @@ def _call_page(rows: list[Any], limit: int, kind: str) -> Page:
 def find_calls(
     session: Session, filters: CallFilter, *, limit: int, cursor: str | None = None
 ) -> Page:
-    """Return calls matching the filter, newest first, without history; NotFound for a bulkId."""
+    """Return calls matching the filter, newest first, without history."""
     after = decode_cursor(cursor, CALLS, (int,))
-    query = select(Call, Campaign).join(Call.campaign).where(*_conditions(session, filters))
+    query = select(Call, Campaign).join(Call.campaign).where(*_conditions(filters))
     if after is not None:
         query = query.where(Call.id < after[0])
     rows = session.execute(query.order_by(Call.id.desc()).limit(limit + 1)).all()
     return _call_page(list(rows), limit, CALLS)
 
 
-def find_campaign_calls(
+def get_campaign_calls(
     session: Session,
     bulk_id: str,
     filters: CallFilter,
@@ -135,9 +143,7 @@ def find_campaign_calls(
     query = (
         select(Call, Campaign)
         .join(Call.campaign)
-        .where(
-            Call.campaign_id == campaign.id, *_conditions(session, replace(filters, bulk_id=None))
-        )
+        .where(Call.campaign_id == campaign.id, *_conditions(replace(filters, bulk_id=None)))
     )
     if after is not None:
         query = query.where(Call.id > after[0])

@@ -180,7 +180,7 @@ def event_resource(event: CallEvent | Row[Any]) -> dict[str, Any]:
     }
 
 
-def find_call_detail(session: Session, message_id: str) -> dict[str, Any]:
+def get_call_detail(session: Session, message_id: str) -> dict[str, Any]:
     """Return a call with its whole history, oldest first; raise NotFound."""
     if id_problem(message_id) is not None:  # no call can have it; don't ask the database
         raise NotFound(f"no call has messageId {message_id!r}")
@@ -270,92 +270,6 @@ def campaign_resource(session: Session, campaign: Campaign) -> dict[str, Any]:
     return campaign_resources(session, [campaign])[0]
 
 
-def find_campaign_detail(session: Session, bulk_id: str) -> dict[str, Any]:
+def get_campaign_detail(session: Session, bulk_id: str) -> dict[str, Any]:
     """Return the campaign resource for a bulkId; raise NotFound."""
     return campaign_resource(session, get_campaign(session, bulk_id))
-
-
-def count_submit_states(session: Session, campaign_id: int) -> dict[str, int]:
-    """Count a campaign's calls by submit state."""
-    rows = session.execute(
-        select(Call.submit_state, func.count())
-        .where(Call.campaign_id == campaign_id)
-        .group_by(Call.submit_state)
-    )
-    return {state: count for state, count in rows}
-
-
-def launch_status_code(states: dict[str, int]) -> int:
-    """Pick the HTTP status of a launch answer from its calls' submit states."""
-    if states.get("accepted"):
-        return 201
-    if states.get("queued") or states.get("submitting"):
-        return 202
-    if states.get("unknown"):
-        return 504
-    if states.get("failed"):
-        return 503
-    return 502
-
-
-def _message_entry(row: Any) -> dict[str, Any]:
-    status = None
-    if row.status_group_id is not None:
-        status = {
-            "groupId": row.status_group_id,
-            "groupName": row.status_group_name,
-            "id": row.status_id,
-            "name": row.status_name,
-            "description": row.status_description,
-        }
-    return {
-        "to": row.to_number,
-        "messageId": row.message_id,
-        "status": status,
-        "submitState": row.submit_state,
-    }
-
-
-def launch_answer(session: Session, campaign: Campaign) -> tuple[dict[str, Any], dict[str, int]]:
-    """Build Infobip's answer shape, extended by ivrdesk; also return the submit-state counts."""
-    rows = session.execute(
-        select(
-            Call.to_number,
-            Call.message_id,
-            Call.submit_state,
-            Call.status_group_id,
-            Call.status_group_name,
-            Call.status_id,
-            Call.status_name,
-            Call.status_description,
-        )
-        .where(Call.campaign_id == campaign.id)
-        .order_by(Call.id)
-    )
-    messages = [_message_entry(row) for row in rows]
-    states: dict[str, int] = {}
-    for entry in messages:
-        states[entry["submitState"]] = states.get(entry["submitState"], 0) + 1
-    answer = {
-        "bulkId": campaign.bulk_id,
-        "campaignId": campaign.campaign_id,
-        "name": campaign.name,
-        "messages": messages,
-        "clamped": campaign.clamped,
-        "links": {
-            "campaign": f"/api/v1/campaigns/{campaign.bulk_id}",
-            "calls": f"/api/v1/campaigns/{campaign.bulk_id}/calls",
-        },
-    }
-    return answer, states
-
-
-def last_batch_errors(session: Session, campaign: Campaign) -> list[str]:
-    """Return the distinct reasons recorded on the campaign's failed calls."""
-    rows = session.scalars(
-        select(Call.submit_error)
-        .where(Call.campaign_id == campaign.id, Call.submit_error.is_not(None))
-        .distinct()
-        .limit(5)
-    )
-    return [r for r in rows if r]

@@ -15,10 +15,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
+from app.infobip.limits import MAX_VALIDITY_PERIOD
 from app.models import Call, Campaign, SubmitState
 from app.reports.parse import parse_timestamp
 
-DEFAULT_VALIDITY = timedelta(minutes=2880)
+DEFAULT_VALIDITY = timedelta(minutes=MAX_VALIDITY_PERIOD)
 # Calls refused or failed at submission were never dialled: nothing is due for them.
 _NEVER_DIALLED = (SubmitState.REJECTED.value, SubmitState.FAILED.value)
 

@@ -13,8 +13,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 from pydantic.alias_generators import to_camel
 
+from app.infobip.limits import MAX_DESTINATIONS_PER_MESSAGE
 from app.launch.fields import FlatLaunch, Id, LaunchEnvelope, MessageFields
-from app.launch.request import MAX_DESTINATIONS
 
 PhoneNumber = Annotated[
     str | int,
@@ -25,7 +25,9 @@ PhoneNumber = Annotated[
         )
     ),
 ]
-Destinations = Annotated[list[PhoneNumber], Field(min_length=1, max_length=MAX_DESTINATIONS)]
+Destinations = Annotated[
+    list[PhoneNumber], Field(min_length=1, max_length=MAX_DESTINATIONS_PER_MESSAGE)
+]
 
 
 class Destination(BaseModel):
@@ -40,7 +42,9 @@ class Destination(BaseModel):
 class LaunchMessage(MessageFields):
     """One message object: Infobip's message fields (unknown ones passed on) and destinations."""
 
-    destinations: Annotated[list[Destination], Field(min_length=1, max_length=MAX_DESTINATIONS)]
+    destinations: Annotated[
+        list[Destination], Field(min_length=1, max_length=MAX_DESTINATIONS_PER_MESSAGE)
+    ]
 
 
 class LaunchBody(LaunchEnvelope):

@@ -5,9 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from app.infobip.limits import (
+    MAX_DESTINATIONS_PER_MESSAGE,
+    NUMERIC_SENDER,
+    SENDER_MAX_DIGITS,
+    SENDER_MIN_DIGITS,
+)
 from app.simulator.reports import JSON_TYPE, XML_TYPE
 
-MAX_DESTINATIONS = 20_000
 DIGITS = re.compile(r"[0-9]{3,20}")
 
 
@@ -24,13 +29,22 @@ def _check_optional_text(
         _problem(errors, path, f"size must be between {low} and {high}")
 
 
+def _check_sender(errors: dict[str, list[str]], path: str, value: Any) -> None:
+    """Check an optional numeric sender: 3 to 14 characters, all digits (INFOBIP.md §1)."""
+    if value is None:
+        return
+    _check_optional_text(errors, path, value, SENDER_MIN_DIGITS, SENDER_MAX_DIGITS)
+    if isinstance(value, str) and path not in errors and not NUMERIC_SENDER.fullmatch(value):
+        _problem(errors, path, "must be a numeric sender (digits only)")
+
+
 def _check_destinations(errors: dict[str, list[str]], path: str, destinations: Any) -> None:
     """Check a message's destinations list."""
     if not isinstance(destinations, list) or not destinations:
         _problem(errors, path, "must not be empty")
         return
-    if len(destinations) > MAX_DESTINATIONS:
-        _problem(errors, path, f"size must be between 1 and {MAX_DESTINATIONS}")
+    if len(destinations) > MAX_DESTINATIONS_PER_MESSAGE:
+        _problem(errors, path, f"size must be between 1 and {MAX_DESTINATIONS_PER_MESSAGE}")
     for index, destination in enumerate(destinations):
         where = f"{path}[{index}]"
         if not isinstance(destination, dict):
@@ -54,7 +68,7 @@ def _check_message(errors: dict[str, list[str]], path: str, message: Any) -> Non
     if not isinstance(scenario, str) or not scenario.strip():
         _problem(errors, f"{path}.scenarioId", "must not be blank")
     _check_destinations(errors, f"{path}.destinations", message.get("destinations"))
-    _check_optional_text(errors, f"{path}.from", message.get("from"), 3, 14)
+    _check_sender(errors, f"{path}.from", message.get("from"))
     _check_optional_text(errors, f"{path}.callbackData", message.get("callbackData"), 0, 200)
     if message.get("notifyContentType", JSON_TYPE) not in (JSON_TYPE, XML_TYPE):
         _problem(errors, f"{path}.notifyContentType", "must be application/json or application/xml")

@@ -8,27 +8,21 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from app.db import utcnow
-from app.launch.campaigns import create_campaign, fingerprint, get_campaign
+from app.launch.answer import last_batch_errors, launch_answer
+from app.launch.campaigns import fingerprint, get_campaign, launch_campaign
 from app.launch.request import Problem, parse_launch
-from app.launch.submission import submit_campaign
 from app.lookups.lists import (
+    checked_call_filter,
     find_calls,
-    find_campaign_calls,
     find_campaigns,
     find_unmatched,
+    get_campaign_calls,
     read_call_filter,
 )
 from app.lookups.paging import InvalidQuery, page_args
 from app.lookups.reporting import export_filename, iter_campaign_csv
-from app.lookups.resources import (
-    find_call_detail,
-    find_campaign_detail,
-    last_batch_errors,
-    launch_answer,
-    launch_status_code,
-)
+from app.lookups.resources import get_call_detail, get_campaign_detail
 from app.models import Role
-from app.reports.parked import rematch_campaign
 from app.services import app_state, db_session
 from app.web.auth import require_token
 from app.web.errors import ApiError, error_body, error_response
@@ -78,53 +72,42 @@ def _prefers_async() -> bool:
 def launch() -> tuple[Response, int]:
     """Validate, store and submit a campaign (DESIGN.md "Launching a campaign")."""
     state = app_state()
-    settings = state.settings
-    if settings.launch_missing:
-        missing = ", ".join(settings.launch_missing)
+    if state.settings.launch_missing:
+        missing = ", ".join(state.settings.launch_missing)
         raise ApiError(503, "not_configured", f"launching is disabled: missing {missing}")
     body = read_json_body(MAX_LAUNCH_BYTES)
-    launch_request = parse_launch(body, now=utcnow())
-    asynchronous = _prefers_async() or launch_request.destination_count > settings.sync_limit
+    parsed = parse_launch(body, now=utcnow())
     session = db_session()
-    created = create_campaign(
+    launched = launch_campaign(
         session,
-        launch_request,
+        state.submitter(),
+        parsed,
         digest=fingerprint(body),
-        batch_size=settings.batch_size,
-        asynchronous=asynchronous,
-        now=utcnow(),
+        batch_size=state.settings.batch_size,
+        asynchronous=_prefers_async() or parsed.destination_count > state.settings.sync_limit,
     )
+    answer = launch_answer(session, launched.campaign)
+    if launched.status >= 500:
+        reasons = "; ".join(last_batch_errors(session, launched.campaign))
+        answer.update(
+            error_body(_FAILURE_CODES[launched.status], reasons or "no call was accepted")
+        )
     session.commit()
-    campaign = created.campaign
-    if created.created:
-        rematch_campaign(session, campaign, now=utcnow())
-        session.commit()  # also ends the read: SQLite holds its write lock until then
-    if created.created and not asynchronous:
-        submit_campaign(state.submitter(), campaign.id)
-    session.expire_all()
-    answer, states = launch_answer(session, get_campaign(session, campaign.bulk_id))
-    session.commit()
-    # An asynchronous launch answers 202 even when the dispatcher got to its batches
-    # before this answer was read (the body then shows them as sent).
-    status = 200 if not created.created else 202 if asynchronous else launch_status_code(states)
-    if status >= 500:
-        reasons = "; ".join(last_batch_errors(session, campaign)) or "no call was accepted"
-        answer.update(error_body(_FAILURE_CODES[status], reasons))
-    return jsonify(answer), status
+    return jsonify(answer), launched.status
 
 
 @bp.get("/api/v1/calls/<message_id>")
 @require_token(Role.VIEWER)
 def show_call(message_id: str) -> Response:
     """Return one call with its whole history."""
-    return jsonify(find_call_detail(db_session(), message_id))
+    return jsonify(get_call_detail(db_session(), message_id))
 
 
 @bp.get("/api/v1/campaigns/<bulk_id>")
 @require_token(Role.VIEWER)
 def show_campaign(bulk_id: str) -> Response:
     """Return one campaign with its counts."""
-    return jsonify(find_campaign_detail(db_session(), bulk_id))
+    return jsonify(get_campaign_detail(db_session(), bulk_id))
 
 
 @bp.errorhandler(InvalidQuery)
@@ -140,12 +123,9 @@ def _invalid_query(exc: InvalidQuery) -> Response:
 @require_token(Role.VIEWER)
 def list_calls() -> Response:
     """Return calls by to, callbackData, bulkId, outcome or status, newest first."""
-    args = request.args
-    page = find_calls(
-        db_session(),
-        read_call_filter(args),
-        **page_args(args),
-    )
+    session, args = db_session(), request.args
+    filters, paging = read_call_filter(args), page_args(args)
+    page = find_calls(session, checked_call_filter(session, filters), **paging)
     return jsonify(page.as_json())
 
 
@@ -163,7 +143,7 @@ def list_campaigns() -> Response:
 def list_campaign_calls(bulk_id: str) -> Response:
     """Return a campaign's calls in launch order, by outcome or status (name or group)."""
     args = request.args
-    page = find_campaign_calls(
+    page = get_campaign_calls(
         db_session(),
         bulk_id,
         read_call_filter(args),

@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
 from app.accounts.tokens import authenticate_user, find_token, hash_token
+from app.config import Settings
 from app.models import ApiToken, Call, Campaign
 from app.simulator.server import Simulator
 from tests.conftest import db
@@ -69,6 +71,20 @@ def test_launch_from_a_json_file(app: Flask, simulator: Simulator, tmp_path: Pat
     assert simulator.launch_count == 1
 
 
+def test_launch_of_the_same_file_again_sends_nothing(
+    app: Flask, simulator: Simulator, tmp_path: Path
+) -> None:
+    body = tmp_path / "launch.json"
+    body.write_text(json.dumps(flat_body("41793026727", "41793026731")))
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["launch", str(body)]).exit_code == 0
+    again = runner.invoke(args=["launch", str(body)])
+    assert again.exit_code == 0, again.output
+    assert "campaign flat-1 exists already with this body; nothing sent" in again.output
+    assert "accepted 2" in again.output
+    assert simulator.launch_count == 1
+
+
 def test_launch_invalid_json_file_lists_problems(app: Flask, tmp_path: Path) -> None:
     body = tmp_path / "launch.json"
     body.write_text(json.dumps(flat_body("41793026727", "0911234567")))
@@ -109,6 +125,38 @@ def test_launch_csv_groups_rows_by_parameters(
         "Split": ["385917654322"],
     }
     assert {m["callbackData"] for m in messages} == {"batch-17"}
+
+
+@pytest.mark.parametrize("batch_size", [25_000, 7_000])
+def test_launch_csv_splits_a_group_into_messages_of_20000(
+    settings: Settings, make_app: Any, simulator: Simulator, tmp_path: Path, batch_size: int
+) -> None:
+    # 25,000: one request carries every row, so the fake Infobip sees the messages as
+    # the CSV made them; 7,000: requests cut across the split.
+    app = make_app(settings, batch_size=batch_size)
+    rows = ["to,clinic", *(f"4179{n:07d},Zagreb East" for n in range(20_001)), "41791234567,Split"]
+    csv_file = write_csv(tmp_path / "numbers.csv", rows)
+    result = app.test_cli_runner().invoke(
+        args=["launch", "--csv", str(csv_file), "--scenario", "SCEN1", "--bulk-id", "big-1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "campaign big-1" in result.output
+    assert "accepted 20002" in result.output
+    sent = [
+        (m["parameters"]["clinic"], d["to"])
+        for request in simulator.requests
+        for m in request["messages"]
+        for d in m["destinations"]
+    ]
+    assert len(sent) == len(set(sent)) == 20_002
+    assert {request["bulkId"] for request in simulator.requests} == {"big-1"}
+    with db(app) as session:
+        campaign = session.scalars(select(Campaign)).one()
+        assert [len(m["parameters"]) for m in campaign.messages] == [1, 1, 1]
+        indexes = session.execute(
+            select(Call.message_index, func.count()).group_by(Call.message_index)
+        )
+        assert dict(indexes.all()) == {0: 20_000, 1: 1, 2: 1}
 
 
 def test_launch_csv_with_a_bad_row_sends_nothing(

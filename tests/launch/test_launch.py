@@ -112,6 +112,63 @@ def test_launch_persists_before_sending(
     assert len(seen[0]) == 2
 
 
+SENDER_PROBLEM = "must be a numeric sender of 3 to 14 digits, without + or spaces"
+
+
+@pytest.mark.parametrize(
+    ("sender", "sent"),
+    [
+        pytest.param("123", "123", id="3-digits"),
+        pytest.param("41793026700", "41793026700", id="11-digits"),
+        pytest.param("1" * 14, "1" * 14, id="14-digits"),
+        pytest.param(38517771234, "38517771234", id="json-integer"),
+    ],
+)
+def test_launch_accepts_a_numeric_sender(
+    http: httpx.Client, simulator: Simulator, sender: object, sent: str
+) -> None:
+    body = flat_body("41793026727")
+    body["from"] = sender
+    response = http.post("/api/v1/campaigns", json=body)
+    assert response.status_code == 201, response.text
+    (message,) = simulator.requests[0]["messages"]
+    assert message["from"] == sent
+
+
+@pytest.mark.parametrize(
+    ("sender", "problem"),
+    [
+        pytest.param("12", SENDER_PROBLEM, id="2-digits"),
+        pytest.param("1" * 15, SENDER_PROBLEM, id="15-digits"),
+        pytest.param("InfoSMS", SENDER_PROBLEM, id="alphanumeric"),
+        pytest.param("+41793026700", SENDER_PROBLEM, id="plus"),
+        pytest.param("4179 302 67", SENDER_PROBLEM, id="spaces"),
+        pytest.param("", SENDER_PROBLEM, id="empty"),
+        pytest.param("\u0663\u0663\u0663", SENDER_PROBLEM, id="arabic-indic-digits"),
+        pytest.param(12, SENDER_PROBLEM, id="short-integer"),
+        pytest.param(True, "must be a string", id="boolean"),
+        pytest.param(-123, "must be a string", id="negative-integer"),
+    ],
+)
+@pytest.mark.parametrize("form", ["flat", "messages"])
+def test_launch_refuses_a_sender_that_is_not_3_to_14_digits(
+    http: httpx.Client, app: Flask, simulator: Simulator, sender: object, problem: str, form: str
+) -> None:
+    if form == "flat":
+        body, path = flat_body("41793026727"), "from"
+        body["from"] = sender
+    else:
+        body, path = seed_body(), "messages[0].from"
+        body["messages"][0]["from"] = sender
+    response = http.post("/api/v1/campaigns", json=body)
+    assert response.status_code == 400, response.text
+    details = response.json()["error"]["details"]
+    assert [d["path"] for d in details] == [path]
+    assert details[0]["message"].startswith(problem)
+    assert count(app, Campaign) == 0
+    assert simulator.launch_count == 0
+
+
 def test_launch_invalid_body_lists_every_problem_and_stores_nothing(
     http: httpx.Client, app: Flask, simulator: Simulator
 ) -> None:
@@ -396,16 +453,16 @@ def test_launch_async_answers_202_when_the_dispatcher_was_quicker(
 ) -> None:
     # The dispatcher runs for real, in the moment between the campaign's commit and
     # the answer (found by bench/soak.py: 4 asynchronous launches in 268 got 201).
-    from app.launch.campaigns import get_campaign
+    from app.launch.answer import launch_answer
     from app.launch.dispatch import dispatch_once
     from app.web import api
 
-    def dispatch_then_get(session: Session, bulk_id: str) -> Campaign:
-        session.commit()  # SQLite: release the write lock the refresh of bulk_id took
+    def dispatch_then_answer(session: Session, campaign: Campaign) -> dict[str, Any]:
+        session.commit()  # SQLite: release the write lock the count of submit states took
         dispatch_once(state(app).submitter("dispatch"))
-        return get_campaign(session, bulk_id)
+        return launch_answer(session, campaign)
 
-    monkeypatch.setattr(api, "get_campaign", dispatch_then_get)
+    monkeypatch.setattr(api, "launch_answer", dispatch_then_answer)
     response = http.post(
         "/api/v1/campaigns",
         json=flat_body("41793026727", "41793026731"),

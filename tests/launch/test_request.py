@@ -160,10 +160,9 @@ RULES = [
         id="message-id-type",
     ),
     # sender, callback data, parameters
-    pytest.param(body_with({"from": "12"}), M0 + "from", "at least 3 characters", id="from-short"),
-    pytest.param(
-        body_with({"from": "1" * 15}), M0 + "from", "at most 14 characters", id="from-long"
-    ),
+    pytest.param(body_with({"from": "12"}), M0 + "from", "3 to 14 digits", id="from-short"),
+    pytest.param(body_with({"from": "1" * 15}), M0 + "from", "3 to 14 digits", id="from-long"),
+    pytest.param(body_with({"from": "InfoSMS"}), M0 + "from", "numeric sender", id="from-alpha"),
     pytest.param(body_with({"from": True}), M0 + "from", "must be a string", id="from-bool"),
     pytest.param(
         body_with({"callbackData": "c" * 201}),

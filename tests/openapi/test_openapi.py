@@ -13,6 +13,8 @@ from openapi_spec_validator import validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from app.db import utcnow
+from app.launch.request import LaunchValidationError, parse_launch
 from app.openapi.document import build_document
 from app.simulator.server import Simulator
 from tests.conftest import NOTIFY_TOKEN, LiveServer
@@ -229,3 +231,25 @@ def test_real_answers_fit_the_document(
     anonymous = httpx.get(f"{live.url}/api/v1/campaigns")
     assert anonymous.status_code == 401
     oracle.check("/api/v1/campaigns", "get", anonymous)
+
+
+SENDERS = ["123", "1" * 14, 100, 99_999_999_999_999, "12", "1" * 15, "InfoSMS", "+4179302670"]
+# (Not "123\n": Python's re lets `$` match before a final newline, ECMA 262's does not.)
+SENDERS += ["4179 3026", "", "\u0663\u0663\u0663", 99, 10**14, -123, True, 12.5]
+
+
+def test_sender_schema_agrees_with_the_launch_validation() -> None:
+    schemas = build_document()["components"]["schemas"]
+    for form, name in (("flat", "FlatLaunchBody"), ("messages", "LaunchMessage")):
+        validator = Draft202012Validator(schemas[name]["properties"]["from"])
+        for sender in SENDERS:
+            body = flat_body("41793026727") | {"from": sender}
+            if form == "messages":
+                body = {"messages": [{"scenarioId": "S1", "from": sender, "destinations": []}]}
+                body["messages"][0]["destinations"] = [{"to": "41793026727"}]
+            try:
+                parse_launch(body, now=utcnow())
+                accepted = True
+            except LaunchValidationError:
+                accepted = False
+            assert validator.is_valid(sender) == accepted, (form, sender)

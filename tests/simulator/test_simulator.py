@@ -152,6 +152,12 @@ def test_launch_accepts_basic_credentials(client: httpx.Client) -> None:
         ({"messages": [message()]}, "messages[0].destinations", "must not be empty"),
         ({"messages": [{"destinations": [{"to": "4179"}]}]}, "messages[0].scenarioId", None),
         ({"messages": [message("4179", **{"from": "12"})]}, "messages[0].from", None),
+        (
+            {"messages": [message("4179", **{"from": "InfoSMS"})]},
+            "messages[0].from",
+            "must be a numeric sender (digits only)",
+        ),
+        ({"messages": [message("4179", **{"from": "+41793026700"})]}, "messages[0].from", None),
         ({"messages": [message("4179", callbackData="x" * 201)]}, "messages[0].callbackData", None),
         (
             {"messages": [message("4179", notifyContentType="text/plain")]},

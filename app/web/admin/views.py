@@ -33,14 +33,15 @@ from app.accounts.throttle import attempt_login
 from app.db import utcnow
 from app.launch.campaigns import NotFound
 from app.lookups.lists import (
+    checked_call_filter,
     find_calls,
-    find_campaign_calls,
     find_campaigns,
     find_unmatched,
+    get_campaign_calls,
     read_call_filter,
 )
 from app.lookups.paging import InvalidQuery, page_args, read_limit
-from app.lookups.resources import find_call_detail, find_campaign_detail
+from app.lookups.resources import get_call_detail, get_campaign_detail
 from app.lookups.search import search_calls
 from app.services import db_session
 from app.web.admin.format import FILTERS, OUTCOMES, STATUS_GROUPS
@@ -159,8 +160,8 @@ def campaigns() -> str:
 def campaign(bulk_id: str) -> str:
     """Show a campaign's outcomes and its calls, filtered by outcome or status."""
     session, args = db_session(), request.args
-    detail = find_campaign_detail(session, bulk_id)
-    calls = find_campaign_calls(
+    detail = get_campaign_detail(session, bulk_id)
+    calls = get_campaign_calls(
         session,
         bulk_id,
         read_call_filter(args),
@@ -178,18 +179,15 @@ def export_campaign_calls(bulk_id: str) -> Response:
 @bp.get("/calls/<message_id>")
 def call(message_id: str) -> str:
     """Show a call, its IVR input, cost and the timeline of every event."""
-    return render_template("call.html", call=find_call_detail(db_session(), message_id))
+    return render_template("call.html", call=get_call_detail(db_session(), message_id))
 
 
 @bp.get("/calls")
 def calls() -> str:
     """List calls by number, callbackData, outcome or status, newest first."""
-    args = request.args
-    page = find_calls(
-        db_session(),
-        read_call_filter(args),
-        **page_args(args),
-    )
+    session, args = db_session(), request.args
+    filters, paging = read_call_filter(args), page_args(args)
+    page = find_calls(session, checked_call_filter(session, filters), **paging)
     return render_template("calls.html", page=page, args=args)
 
 
