@@ -13,8 +13,9 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
 
-from flask import g, has_request_context
 from pythonjsonlogger.core import RESERVED_ATTRS as _RESERVED
 from pythonjsonlogger.json import JsonFormatter
 
@@ -30,6 +31,8 @@ JSON_RENAMES = {"levelname": "level", "name": "logger"}
 CHATTY_LOGGERS = ("httpx", "werkzeug")
 # Record attributes that are not extras (request_id is ours and is a sane token already).
 _NOT_EXTRA = frozenset(_RESERVED) | {"message", "asctime", "request_id"}
+# Set by app.middleware.RequestScope for the time of one request (each thread has its own).
+_REQUEST_ID: ContextVar[str] = ContextVar("ivrdesk_request_id", default=NO_REQUEST)
 
 
 def _mask_number(match: re.Match[str]) -> str:
@@ -112,9 +115,12 @@ class AlembicChatter(logging.Filter):
 
 def request_id() -> str:
     """Return the current request's id, or "-" outside a request."""
-    if has_request_context():
-        return str(g.get("request_id", NO_REQUEST))
-    return NO_REQUEST
+    return _REQUEST_ID.get()
+
+
+def bind_request_id(value: str) -> None:
+    """Make `value` the id of every record logged from here on in this context ("-": none)."""
+    _REQUEST_ID.set(value)
 
 
 def pick_request_id(presented: str | None) -> str:
@@ -124,14 +130,23 @@ def pick_request_id(presented: str | None) -> str:
     return uuid.uuid4().hex
 
 
-class RequestIdFilter(logging.Filter):
-    """Give every record a request_id attribute (the one of the current request, or "-")."""
+def _with_request_id(make: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    """Wrap a log record factory so that every record carries the current request's id."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Attach the id; a record that already has one (gunicorn's access log) keeps it."""
-        if not getattr(record, "request_id", None):
-            record.request_id = request_id()
-        return True
+    def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        record.request_id = _REQUEST_ID.get()
+        return record
+
+    make_record.ivrdesk_request_id = True  # type: ignore[attr-defined]
+    return make_record
+
+
+def install_record_factory() -> None:
+    """Give every log record, whatever handler takes it, the request_id attribute (once)."""
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "ivrdesk_request_id", False):
+        logging.setLogRecordFactory(_with_request_id(factory))
 
 
 def make_formatter(log_format: str) -> logging.Formatter:
@@ -144,11 +159,10 @@ def make_formatter(log_format: str) -> logging.Formatter:
 
 
 def install_filters(handler: logging.Handler) -> None:
-    """Add the request-id and redaction filters to a handler (once)."""
-    kinds = {type(f) for f in handler.filters}
-    for kind in (RequestIdFilter, RedactFilter):
-        if kind not in kinds:
-            handler.addFilter(kind())
+    """Add the redaction filter to a handler (once); give every record its request id."""
+    if not any(isinstance(f, RedactFilter) for f in handler.filters):
+        handler.addFilter(RedactFilter())
+    install_record_factory()
 
 
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
