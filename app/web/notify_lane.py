@@ -41,7 +41,7 @@ from app.reports.receive import record_post
 from app.reports.record import ItemResult, summarise
 from app.reports.single_pg import record_single
 from app.services import AppState
-from app.web.notify import source_allowed, token_matches
+from app.web.refusals import content_length, refuse_report
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -86,20 +86,20 @@ class NotifyLane:
         return self.wsgi_app(environ, start_response)
 
     def _acceptable_length(self, environ: WSGIEnvironment, token: str) -> int | None:
-        """The body's length when the lane may take this POST, else None (nothing read)."""
-        settings = self.settings
-        if not token_matches(settings.notify_tokens, token) or not source_allowed(
-            settings.notify_allow_cidrs, environ.get("REMOTE_ADDR")
-        ):
+        """The body's length when the lane may take this POST, else None (the view's turn)."""
+        content_type = environ.get("CONTENT_TYPE", "")
+        length = content_length(environ.get("CONTENT_LENGTH"))
+        refusal = refuse_report(
+            self.settings,
+            token=token,
+            peer=environ.get("REMOTE_ADDR"),
+            content_type=content_type,
+            length=length,
+        )
+        kind, charset = media_type(content_type)
+        if refusal is not None or kind != "application/json" or not utf8_charset(charset):
             return None
-        kind, charset = media_type(environ.get("CONTENT_TYPE", ""))
-        if kind != "application/json" or not utf8_charset(charset):
-            return None
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or "")
-        except ValueError:
-            return None
-        return length if 0 < length <= self.settings.max_report_bytes else None
+        return length or None  # no Content-Length, or an empty body: the view's
 
     def _record(
         self, body: bytes, content_type: str, peer: str | None
