@@ -77,7 +77,8 @@ class RequestScope:
         except BaseException:
             if not answered:
                 self._observe(environ, SERVER_ERROR, started)
-            bind_request_id(NO_REQUEST)
+            # The id stays bound: the server logs the error next, and the thread's next
+            # request binds its own.
             raise
 
     def _observe(self, environ: WSGIEnvironment, status: int, started: float) -> None:

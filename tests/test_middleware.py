@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -95,6 +96,10 @@ def _own_header(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]
     yield b""
 
 
+def _server_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "werkzeug" and r.levelno == logging.ERROR]
+
+
 def _endpoint(environ: dict[str, Any]) -> str:
     return "tests.plain"
 
@@ -112,9 +117,19 @@ def plain() -> Iterator[LiveServer]:
     server.stop()
 
 
-def test_an_application_error_is_counted_as_a_500_once(plain: LiveServer) -> None:
+def test_an_application_error_is_counted_as_a_500_once_and_logged_under_its_id(
+    plain: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    install_record_factory()  # as configure_logging does
     before = request_samples()
-    assert httpx.get(f"{plain.url}/raise").status_code == 500
+    with caplog.at_level(logging.ERROR, logger="werkzeug"):
+        answer = httpx.get(f"{plain.url}/raise", headers={"X-Request-ID": "crash-1"})
+        deadline = time.monotonic() + 10  # the server logs the error after answering
+        while not _server_errors(caplog) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert answer.status_code == 500
+    errors = _server_errors(caplog)
+    assert [r.request_id for r in errors] == ["crash-1"]  # the server's line about it
     assert added(before) == {
         ("ivrdesk_http_requests_total", "tests.plain", "GET", "500"): 1,
         ("ivrdesk_http_request_duration_seconds_count", "tests.plain"): 1,
