@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app.config import Settings, load_settings, warn_about
 from app.db import make_engine, make_read_session_factory, make_session_factory
 from app.logs import configure_logging
+from app.middleware import RequestScope
 
 __all__ = ["create_app"]
 
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app: settings, database, web layer and CLI commands."""
     from app import cli, web
     from app.services import AppState
+    from app.web.ops import endpoint_namer
 
     settings = settings or load_settings()
     configure_logging(settings)
@@ -55,5 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             x_port=settings.proxy_hops,
         )
     web.init_app(app)
+    # Outermost: the request id and the request metrics cover every layer inside.
+    app.wsgi_app = RequestScope(app.wsgi_app, endpoint_namer(app))  # type: ignore[method-assign]
     cli.init_app(app)
     return app

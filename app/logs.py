@@ -1,20 +1,24 @@
-"""Logging: JSON (or text) lines on stderr, each with a request id, secrets and numbers masked.
+"""Logging: JSON (or text) lines with a request id, secrets and numbers masked, gunicorn's too.
 
 STYLE.md habit 10: never log tokens, passwords, notify URLs or full phone numbers.
-The filters here run on ivrdesk's own handler and on gunicorn's, so every line
-that leaves the process has been through `redact`.
+The filters here run on ivrdesk's own handler and on gunicorn's (its `Logger`,
+named in deploy/gunicorn.conf.py), so every line that leaves the process has been
+through `redact`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
 
-from flask import g, has_request_context
+from gunicorn.glogging import Logger as GunicornLogger
 from pythonjsonlogger.core import RESERVED_ATTRS as _RESERVED
 from pythonjsonlogger.json import JsonFormatter
 
@@ -30,6 +34,11 @@ JSON_RENAMES = {"levelname": "level", "name": "logger"}
 CHATTY_LOGGERS = ("httpx", "werkzeug")
 # Record attributes that are not extras (request_id is ours and is a sane token already).
 _NOT_EXTRA = frozenset(_RESERVED) | {"message", "asctime", "request_id"}
+# Atoms that gunicorn fills with numbers or times: nothing to mask, and their digits must stay.
+NUMERIC_ATOMS = frozenset({"t", "s", "b", "B", "T", "D", "M", "L", "p"})
+_ATOM = re.compile(r"%\(([^)]+)\)")
+# Set by app.middleware.RequestScope for the time of one request (each thread has its own).
+_REQUEST_ID: ContextVar[str] = ContextVar("ivrdesk_request_id", default=NO_REQUEST)
 
 
 def _mask_number(match: re.Match[str]) -> str:
@@ -112,9 +121,12 @@ class AlembicChatter(logging.Filter):
 
 def request_id() -> str:
     """Return the current request's id, or "-" outside a request."""
-    if has_request_context():
-        return str(g.get("request_id", NO_REQUEST))
-    return NO_REQUEST
+    return _REQUEST_ID.get()
+
+
+def bind_request_id(value: str) -> None:
+    """Make `value` the id of every record logged from here on in this context ("-": none)."""
+    _REQUEST_ID.set(value)
 
 
 def pick_request_id(presented: str | None) -> str:
@@ -124,14 +136,23 @@ def pick_request_id(presented: str | None) -> str:
     return uuid.uuid4().hex
 
 
-class RequestIdFilter(logging.Filter):
-    """Give every record a request_id attribute (the one of the current request, or "-")."""
+def _with_request_id(make: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    """Wrap a log record factory so that every record carries the current request's id."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Attach the id; a record that already has one (gunicorn's access log) keeps it."""
-        if not getattr(record, "request_id", None):
-            record.request_id = request_id()
-        return True
+    def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        record.request_id = _REQUEST_ID.get()
+        return record
+
+    make_record.ivrdesk_request_id = True  # type: ignore[attr-defined]
+    return make_record
+
+
+def install_record_factory() -> None:
+    """Give every log record, whatever handler takes it, the request_id attribute (once)."""
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "ivrdesk_request_id", False):
+        logging.setLogRecordFactory(_with_request_id(factory))
 
 
 def make_formatter(log_format: str) -> logging.Formatter:
@@ -144,11 +165,10 @@ def make_formatter(log_format: str) -> logging.Formatter:
 
 
 def install_filters(handler: logging.Handler) -> None:
-    """Add the request-id and redaction filters to a handler (once)."""
-    kinds = {type(f) for f in handler.filters}
-    for kind in (RequestIdFilter, RedactFilter):
-        if kind not in kinds:
-            handler.addFilter(kind())
+    """Add the redaction filter to a handler (once); give every record its request id."""
+    if not any(isinstance(f, RedactFilter) for f in handler.filters):
+        handler.addFilter(RedactFilter())
+    install_record_factory()
 
 
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -187,3 +207,52 @@ def configure_logging(settings: Settings) -> logging.Handler:
     if not any(isinstance(f, AlembicChatter) for f in alembic.filters):
         alembic.addFilter(AlembicChatter())
     return handler
+
+
+def atom_key(name: str) -> str:
+    """Return the key gunicorn stores an atom under (header and environ atoms are lowercase)."""
+    return name.lower() if name.startswith("{") else name
+
+
+class _AccessFields(logging.Filter):
+    """Copy the request id, method, path, status and duration of an access line into fields."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Add the fields from the (already masked) atoms; never drop the record."""
+        atoms = record.args if isinstance(record.args, dict) else {}
+        record.request_id = atoms.get("{x-request-id}o") or NO_REQUEST
+        record.method = atoms.get("m")
+        record.path = atoms.get("U")
+        record.status = atoms.get("s")
+        record.duration_ms = atoms.get("M")
+        return True
+
+
+class Logger(GunicornLogger):  # type: ignore[misc]  # gunicorn ships no type information
+    """gunicorn's Logger: both logs on stdout, masked access atoms, ivrdesk's formatter."""
+
+    def setup(self, cfg: Any) -> None:
+        """Set gunicorn's handlers up, then move them to stdout and format them like the app."""
+        super().setup(cfg)
+        keys = {atom_key(name) for name in _ATOM.findall(cfg.access_log_format)}
+        self.masked_atoms = (keys | {"U", "q", "r"}) - NUMERIC_ATOMS
+        log_format = os.environ.get("IVR_LOG_FORMAT", "json").strip() or "json"
+        for handler in self.error_log.handlers:
+            if cfg.errorlog == "-" and isinstance(handler, logging.StreamHandler):
+                handler.setStream(sys.stdout)
+            handler.setFormatter(make_formatter(log_format))
+            install_filters(handler)
+        for handler in self.access_log.handlers:
+            if not any(isinstance(f, _AccessFields) for f in handler.filters):
+                handler.addFilter(_AccessFields())
+            if log_format == "json":
+                handler.setFormatter(make_formatter(log_format))
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        """Return gunicorn's atoms with every printed text atom redacted."""
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        for key in getattr(self, "masked_atoms", ()):
+            value = atoms.get(key)
+            if isinstance(value, str):
+                atoms[key] = redact(value)
+        return atoms

@@ -31,7 +31,7 @@ preload_app = os.environ.get("GUNICORN_PRELOAD", "").lower() in ("1", "true", "y
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
-logger_class = "app.logs_gunicorn.Logger"
+logger_class = "app.logs.Logger"
 access_log_format = os.environ.get(
     "GUNICORN_ACCESS_LOG_FORMAT",
     '%(h)s %({x-forwarded-for}i)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s" %({x-request-id}o)s',

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document of ivrdesk's HTTP interface, built from app/schemas.py; pure.
+"""The OpenAPI 3.1 document of ivrdesk's HTTP interface, built from app/openapi/schemas.py; pure.
 
 Every schema comes from a pydantic model's JSON Schema (DESIGN.md "Stack":
 never a hand-kept copy); this module only says which model goes where. The

@@ -3,12 +3,13 @@
 Delivery reports are the request ivrdesk answers most, and Infobip posts most of
 them one at a time. The lane is a WSGI layer in front of the Flask app that takes a
 POST of UTF-8 JSON reports and records it through app.reports.receive, as the view in
-app/web/webhooks.py does, but without Flask's request context and hooks; a single
+app/web/notify.py does, but without Flask's request context and hooks; a single
 report is one autocommitted statement (app.reports.single_pg), without even a transaction
 of its own (together about a millisecond of CPU per report on the development
 machine, docs/PERFORMANCE.md). It answers exactly what the view would: the same
-JSON, the request id, nosniff, the same metrics. Anything else (another method or
-path, a wrong token or source, another media type or charset, no Content-Length,
+JSON, nosniff (the request id and the request metrics come from app.middleware,
+around both). Anything else (another method or path, a wrong token or source,
+another media type or charset, no Content-Length,
 an oversize body or one that is not JSON with a results list, a single report with
 a value a column cannot hold, any database error) goes to that view unchanged, with
 the body the lane has read, so refusals, retries, the 503 and their logs stay in
@@ -19,7 +20,6 @@ either commits whole or not at all.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session
 
 from app import metrics
 from app.db import utcnow
-from app.logs import REQUEST_ID_HEADER, pick_request_id
 from app.reports.parse import (
     DeliveryReport,
     ParsedItem,
@@ -42,7 +41,7 @@ from app.reports.parse import (
 from app.reports.receive import record_post
 from app.reports.record import ItemResult, NeedsTransaction, summarise
 from app.services import AppState
-from app.web.notify import source_allowed, token_matches
+from app.web.refusals import content_length, refuse_report
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -50,7 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PREFIX = "/notify/ivr/"
-ENDPOINT = "webhooks.receive"  # the view's name, so the request metrics are the same
 
 
 class NotifyLane:
@@ -75,43 +73,36 @@ class NotifyLane:
     def _receive(
         self, environ: WSGIEnvironment, start_response: StartResponse, token: str
     ) -> Iterable[bytes]:
-        started = time.perf_counter()
         length = self._acceptable_length(environ, token)
         if length is None:
             return self.wsgi_app(environ, start_response)
-        # The request's id, chosen as Flask's hook would, and handed on as the caller's
-        # own: the lane's log line, its answer and the view's (if it takes the POST on)
-        # then share one id.
-        environ["HTTP_X_REQUEST_ID"] = request_id = pick_request_id(
-            environ.get("HTTP_X_REQUEST_ID")
-        )
         body = _read(environ["wsgi.input"], length)
         if len(body) == length:
             content_type = environ.get("CONTENT_TYPE", "")
-            answer = self._record(body, content_type, environ.get("REMOTE_ADDR"), request_id)
+            answer = self._record(body, content_type, environ.get("REMOTE_ADDR"))
             if answer is not None:
-                return self._answer(start_response, answer, started, request_id)
+                return self._answer(start_response, answer)
         environ["wsgi.input"] = BytesIO(body)  # the view reads the same bytes again
         return self.wsgi_app(environ, start_response)
 
     def _acceptable_length(self, environ: WSGIEnvironment, token: str) -> int | None:
-        """The body's length when the lane may take this POST, else None (nothing read)."""
-        settings = self.settings
-        if not token_matches(settings.notify_tokens, token) or not source_allowed(
-            settings.notify_allow_cidrs, environ.get("REMOTE_ADDR")
-        ):
+        """The body's length when the lane may take this POST, else None (the view's turn)."""
+        content_type = environ.get("CONTENT_TYPE", "")
+        length = content_length(environ.get("CONTENT_LENGTH"))
+        refusal = refuse_report(
+            self.settings,
+            token=token,
+            peer=environ.get("REMOTE_ADDR"),
+            content_type=content_type,
+            length=length,
+        )
+        kind, charset = media_type(content_type)
+        if refusal is not None or kind != "application/json" or not utf8_charset(charset):
             return None
-        kind, charset = media_type(environ.get("CONTENT_TYPE", ""))
-        if kind != "application/json" or not utf8_charset(charset):
-            return None
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or "")
-        except ValueError:
-            return None
-        return length if 0 < length <= self.settings.max_report_bytes else None
+        return length or None  # no Content-Length, or an empty body: the view's
 
     def _record(
-        self, body: bytes, content_type: str, peer: str | None, request_id: str
+        self, body: bytes, content_type: str, peer: str | None
     ) -> tuple[list[ItemResult], list[ParsedItem]] | None:
         """Record the body's results as the view would, or None (nothing stored)."""
         try:
@@ -129,7 +120,6 @@ class NotifyLane:
         except (DBAPIError, NeedsTransaction) as exc:
             log.warning(
                 "fast report path failed, taking the general one: %s", type(exc).__name__,
-                extra={"request_id": request_id},
             )  # fmt: skip
             return None
         return results, items
@@ -159,8 +149,6 @@ class NotifyLane:
         self,
         start_response: StartResponse,
         answer: tuple[list[ItemResult], list[ParsedItem]],
-        started: float,
-        request_id: str,
     ) -> Iterable[bytes]:
         results, items = answer
         metrics.count_report_results(results)
@@ -172,10 +160,8 @@ class NotifyLane:
                 ("Content-Type", "application/json"),
                 ("Content-Length", str(len(payload))),
                 ("X-Content-Type-Options", "nosniff"),
-                (REQUEST_ID_HEADER, request_id),
             ],
         )
-        metrics.observe_request(ENDPOINT, "POST", 200, time.perf_counter() - started)
         return [payload]
 
 

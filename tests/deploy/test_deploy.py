@@ -60,7 +60,7 @@ def test_gunicorn_defaults_suit_a_two_core_host(
     assert conf["graceful_timeout"] == 30
     assert (conf["max_requests"], conf["max_requests_jitter"]) == (10000, 1000)
     assert (conf["accesslog"], conf["errorlog"]) == ("-", "-")
-    assert conf["logger_class"] == "app.logs_gunicorn.Logger"
+    assert conf["logger_class"] == "app.logs.Logger"
     assert conf["preload_app"] is False
     assert conf["control_socket_disable"] is True
     assert "%({x-request-id}o)s" in conf["access_log_format"]

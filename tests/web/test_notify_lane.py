@@ -13,8 +13,10 @@ from flask import Flask
 from sqlalchemy import select
 
 from app.config import Settings
+from app.middleware import RequestScope
 from app.models import Call, CallEvent, InboundReport
 from app.web.notify_lane import NotifyLane
+from app.web.ops import endpoint_namer
 from tests.conftest import NOTIFY_TOKEN, LiveServer, db, serve
 from tests.reports.test_reports import FIRST, STRANGER, launch_seed, report
 
@@ -41,8 +43,8 @@ def _handed_on(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
 
 @pytest.fixture
 def lane_only(app: Flask) -> Iterator[LiveServer]:
-    """The lane in front of a WSGI app that answers 599 with the body it was handed."""
-    server = serve(NotifyLane(app, _handed_on))  # type: ignore[arg-type]
+    """The lane (in the request scope) in front of an app answering 599 with the body it got."""
+    server = serve(RequestScope(NotifyLane(app, _handed_on), endpoint_namer(app)))  # type: ignore[arg-type]
     yield server
     server.stop()
 
@@ -124,7 +126,7 @@ def test_a_database_failure_in_the_lane_is_logged_and_answered_under_one_request
     assert presented.headers["Retry-After"]
     ids = [presented.headers["X-Request-ID"], chosen.headers["X-Request-ID"]]
     assert ids[0] == "lane-outage-1"
-    assert len(ids[1]) == 32  # made up by the lane, kept by the view
+    assert len(ids[1]) == 32  # made up around the lane, kept by the view
     warnings = [r for r in caplog.records if r.name == "app.web.notify_lane"]
     assert [r.getMessage() for r in warnings] == [
         "fast report path failed, taking the general one: OperationalError"
