@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 # How the environ names the request's X-Request-ID header.
 REQUEST_ID_KEY = "HTTP_X_REQUEST_ID"
+# Where the layer that answers writes the endpoint it answered as (else it is looked up).
+ENDPOINT_KEY = "ivrdesk.endpoint"
 SERVER_ERROR = 500
 
 
@@ -50,7 +52,11 @@ class RequestScope:
     def __init__(
         self, wsgi_app: WSGIApplication, endpoint_of: Callable[[WSGIEnvironment], str]
     ) -> None:
-        """Wrap `wsgi_app`; `endpoint_of` names a request's endpoint as its Flask view would."""
+        """Wrap `wsgi_app`; `endpoint_of` names a request's endpoint as its Flask view would.
+
+        It is asked only when the layer that answered left no name at ENDPOINT_KEY (Flask
+        and the notify lane leave one; a request no route matches does not).
+        """
         self.wsgi_app = wsgi_app
         self.endpoint_of = endpoint_of
 
@@ -85,4 +91,5 @@ class RequestScope:
         """Count the request once, when its status is known."""
         method = str(environ.get("REQUEST_METHOD", ""))
         elapsed = time.perf_counter() - started
-        metrics.observe_request(self.endpoint_of(environ), method, status, elapsed)
+        endpoint = environ.get(ENDPOINT_KEY) or self.endpoint_of(environ)
+        metrics.observe_request(str(endpoint), method, status, elapsed)

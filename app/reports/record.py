@@ -219,15 +219,30 @@ def record(
     return sorted(results, key=lambda result: result.index)
 
 
+class _Stored(Exception):
+    """Keys the set took for new were stored already, and one moved a call: decide again."""
+
+    def __init__(self, keys: set[str]) -> None:
+        """Keep the keys found stored."""
+        super().__init__(f"{len(keys)} key(s) stored already")
+        self.keys = keys
+
+
 def _record_isolated(
-    session: Session, store: ModuleType, candidates: list[Candidate]
+    session: Session,
+    store: ModuleType,
+    candidates: list[Candidate],
+    stored: frozenset[str] = frozenset(),
 ) -> list[ItemResult]:
     """Record a set in a savepoint; when the database refuses it, split it and try again."""
     if not candidates:
         return []
     try:
         with session.begin_nested():
-            return [result_of(decision) for decision in _record_set(session, store, candidates)]
+            decisions = _record_set(session, store, candidates, stored)
+            return [result_of(decision) for decision in decisions]
+    except _Stored as found:
+        return _record_isolated(session, store, candidates, stored | found.keys)
     except OperationalError:
         raise
     except DBAPIError as exc:
@@ -237,32 +252,43 @@ def _record_isolated(
             reason = f"could not be stored: {type(exc).__name__}"
             return [ItemResult(candidate.index, candidate.message_id, INVALID, reason)]
         half = len(candidates) // 2
-        return _record_isolated(session, store, candidates[:half]) + _record_isolated(
-            session, store, candidates[half:]
+        return _record_isolated(session, store, candidates[:half], stored) + _record_isolated(
+            session, store, candidates[half:], stored
         )
 
 
-def _record_set(session: Session, store: ModuleType, candidates: list[Candidate]) -> list[Decision]:
-    """Lock, decide, insert the new events, move the calls, count the repeats."""
+def _record_set(
+    session: Session, store: ModuleType, candidates: list[Candidate], stored: frozenset[str]
+) -> list[Decision]:
+    """Lock, decide, insert the new events, move the calls, count the repeats.
+
+    The candidates are taken for new but those `stored` says are not; the INSERT skips
+    a key stored already and tells which it inserted. A repeat that moved nothing is
+    simply counted; one that moved a call makes the set be decided again (_Stored).
+    """
     states = store.lock_calls(session, {candidate.message_id for candidate in candidates})
-    keys = {candidate.key for candidate in candidates if candidate.key is not None}
-    decided = decide(states, candidates, store.stored_keys(session, keys) if keys else set())
+    decided = decide(states, candidates, set(stored))
     rows = []
     for decision in decided.decisions:
         if decision.new:
+            event = decision.candidate.event
             # A submit answer that moved the status keeps Infobip's refusal as its reason.
-            reason = decision.reason or decision.candidate.submit_error
-            applied = decision.reason is None and decision.call_id is not None
-            rows.append(
-                {**decision.candidate.event, "call_id": decision.call_id, "applied": applied,
-                 "reason": reason}
-            )  # fmt: skip
+            event["reason"] = decision.reason or decision.candidate.submit_error
+            event["applied"] = decision.reason is None and decision.call_id is not None
+            event["call_id"] = decision.call_id
+            rows.append(event)
     inserted = store.insert_events(session, rows)
-    for decision in decided.decisions:  # a key another transaction parked at this moment
-        key = decision.candidate.key
-        if decision.new and key is not None and key not in inserted:
-            decision.new = False
-            decided.repeats[key] += 1
+    repeated = {
+        decision.candidate.key: decision
+        for decision in decided.decisions
+        if decision.new and decision.candidate.key is not None
+        and decision.candidate.key not in inserted
+    }  # fmt: skip
+    if any(decision.reason is None for decision in repeated.values()):
+        raise _Stored(set(repeated))
+    for key, decision in repeated.items():
+        decision.new = False
+        decided.repeats[key] += 1
     store.update_calls(session, decided.updates, utcnow())
     if decided.repeats:
         store.count_duplicates(session, decided.repeats)

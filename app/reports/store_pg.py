@@ -63,6 +63,10 @@ _CALLS: Table = Call.__table__  # type: ignore[assignment]
 _EVENTS: Table = CallEvent.__table__  # type: ignore[assignment]
 # The event columns every recorded event fills (all but its id).
 _EVENT_COLUMNS = tuple(c for c in _EVENTS.columns if c.name != "id")
+# Rows per INSERT: a JSON column's documents are joined to their rows by ordinality,
+# which PostgreSQL may plan as a nested loop (a 20,000-call submit answer would be
+# quadratic); a 100-result POST is one statement either way.
+_INSERT_CHUNK = 1000
 _COUNT_COLUMNS = (Column("dedupe_key", Text()), Column("added", Integer()))
 
 
@@ -248,12 +252,6 @@ def record_one(session: Session, candidate: Candidate, inbound: Inbound) -> Deci
     return single_pg.record_one(session.connection(), candidate, inbound)
 
 
-@cache
-def _stored_statement() -> Select[Any]:
-    """Select which of some dedupe keys (:keys) call_events holds."""
-    return select(_EVENTS.c.dedupe_key).where(_EVENTS.c.dedupe_key == any_(_array("keys", Text)))
-
-
 def lock_calls(session: Session, message_ids: Iterable[str]) -> dict[str, CallState]:
     """Lock the calls with these messageIds FOR NO KEY UPDATE, in id order; return their states.
 
@@ -266,17 +264,13 @@ def lock_calls(session: Session, message_ids: Iterable[str]) -> dict[str, CallSt
     return {row[1]: CallState(row[0], row[2], row[3], row[4] is not None) for row in rows}
 
 
-def stored_keys(session: Session, keys: set[str]) -> set[str]:
-    """Return which of these dedupe keys call_events holds already."""
-    return {key for (key,) in _run(session, _stored_statement, {"keys": array_literal(keys)})}
-
-
 def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
     """Insert events in the order given, skipping keys already stored; return the new keys."""
-    if not rows:
-        return set()
-    params = _params("events", rows, _EVENT_LAYOUT)
-    return {key for (key,) in _run(session, _insert_statement, params) if key is not None}
+    inserted: set[str] = set()
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        params = _params("events", rows[start : start + _INSERT_CHUNK], _EVENT_LAYOUT)
+        inserted.update(key for (key,) in _run(session, _insert_statement, params) if key)
+    return inserted
 
 
 def update_calls(session: Session, updates: Sequence[CallUpdate], now: datetime) -> None:

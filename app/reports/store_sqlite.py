@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Call, CallEvent
@@ -70,15 +69,19 @@ def stored_keys(session: Session, keys: set[str]) -> set[str]:
 
 
 def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Insert the events in order, skipping stored keys; return the keys inserted."""
+    """Insert the events in order, but those whose key is stored; return the keys inserted.
+
+    The writer holds the database: nothing else can store a key between the look and
+    the INSERT.
+    """
     if not rows:
         return set()
-    statement = sqlite.insert(_EVENTS).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    connection = session.connection()
-    connection.execute(statement, list(rows))
-    # The writer holds the database: what conflicted is what was stored before this call,
-    # which stored_keys already told; nothing else can have inserted a key meanwhile.
-    return {row["dedupe_key"] for row in rows if row["dedupe_key"] is not None}
+    keys = {row["dedupe_key"] for row in rows if row["dedupe_key"] is not None}
+    stored = stored_keys(session, keys) if keys else set()
+    fresh = [row for row in rows if row["dedupe_key"] not in stored]
+    if fresh:
+        session.connection().execute(insert(_EVENTS), fresh)
+    return keys - stored
 
 
 def update_calls(session: Session, updates: Sequence[CallUpdate], now: datetime) -> None:

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from app import metrics
 from app.db import utcnow
+from app.middleware import ENDPOINT_KEY
 from app.reports.parse import (
     DeliveryReport,
     ParsedItem,
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PREFIX = "/notify/ivr/"
+ENDPOINT = "webhooks.receive"  # the view's name, so the request metrics are the same
 
 
 class NotifyLane:
@@ -81,6 +83,7 @@ class NotifyLane:
             content_type = environ.get("CONTENT_TYPE", "")
             answer = self._record(body, content_type, environ.get("REMOTE_ADDR"))
             if answer is not None:
+                environ[ENDPOINT_KEY] = ENDPOINT
                 return self._answer(start_response, answer)
         environ["wsgi.input"] = BytesIO(body)  # the view reads the same bytes again
         return self.wsgi_app(environ, start_response)

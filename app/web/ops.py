@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from werkzeug.exceptions import HTTPException
 
 from app import metrics
+from app.middleware import ENDPOINT_KEY
 from app.migrate import current_revision, head_revision
 from app.services import app_state
 from app.web.errors import ApiError, error_response
@@ -101,7 +102,14 @@ def endpoint_namer(app: Flask) -> Callable[[WSGIEnvironment], str]:
     return endpoint
 
 
+def _name_endpoint() -> None:
+    """Leave the endpoint Flask routed this request to for the request metrics."""
+    if request.endpoint is not None:
+        request.environ[ENDPOINT_KEY] = request.endpoint
+
+
 def init_app(app: Flask) -> None:
-    """Register the blueprint and the calls gauge of this app's database."""
+    """Register the blueprint, the endpoint's name for metrics and the calls gauge."""
+    app.before_request(_name_endpoint)
     app.extensions[CALLS_COLLECTOR] = metrics.CallsCollector(app.extensions["ivrdesk"].engine)
     app.register_blueprint(bp)

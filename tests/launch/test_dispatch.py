@@ -132,8 +132,10 @@ def test_resubmit_after_a_timeout_reuses_message_ids(
         "voiceCall": {"endTime": ended},
         "status": {"groupId": 3, "groupName": "DELIVERED", "id": 5, "name": "DELIVERED_TO_HANDSET"},
     }
-    answer = app.test_client().post(f"/notify/ivr/{NOTIFY_TOKEN}", json={"results": [report]})
-    assert answer.get_json()["applied"] == 1
+    with app.test_client() as client:
+        answer = client.post(f"/notify/ivr/{NOTIFY_TOKEN}", json={"results": [report]})
+        assert answer.get_json()["applied"] == 1
+        answer.close()
     with db(app) as session:
         settled = session.scalars(select(Call).where(Call.message_id == message_id)).one()
         assert (settled.status_id, settled.outcome) == (5, "answered_human")
