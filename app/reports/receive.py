@@ -6,6 +6,7 @@ Flask-free, so that the view (app/web/notify.py) and the lane in front of Flask
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from app.reports.events import report_candidate
@@ -17,7 +18,7 @@ from app.text import json_may_hold_unstorable
 
 
 def record_post(
-    session: Session,
+    session: Session | Connection,
     items: list[ParsedItem],
     *,
     body: bytes,
@@ -26,9 +27,9 @@ def record_post(
 ) -> list[ItemResult]:
     """Keep the body and record its results in the session's transaction.
 
-    An autocommitted session (the notify lane's) takes a body of one report only, as
-    one statement. A UTF-8 JSON body without the escapes that make a NUL or a
-    surrogate spares the candidates a scan of every text for them.
+    An autocommitted connection (the notify lane's) takes a body of one report only,
+    as one statement (app.reports.record.record). A UTF-8 JSON body without the
+    escapes that make a NUL or a surrogate spares the candidates a scan of every text.
     """
     inbound = Inbound(body, content_type, peer, items=len(items))
     candidates = [

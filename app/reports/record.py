@@ -16,6 +16,7 @@ from datetime import datetime
 from types import ModuleType
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -179,7 +180,7 @@ def result_of(decision: Decision) -> ItemResult:
 
 
 class NeedsTransaction(Exception):
-    """An autocommitted session was given more than one statement's worth of recording."""
+    """An autocommitted connection was given more than one statement's worth of recording."""
 
 
 def _store(session: Session) -> ModuleType:
@@ -188,7 +189,7 @@ def _store(session: Session) -> ModuleType:
 
 
 def record(
-    session: Session,
+    session: Session | Connection,
     candidates: Sequence[Candidate],
     *,
     inbound: Inbound | None = None,
@@ -197,17 +198,21 @@ def record(
     """Record candidate events of any number; return one result per candidate, by index.
 
     inbound: a raw body to keep in the same transaction; the candidates then take its
-    id. text_checked: no text of the candidates holds a NUL or a lone surrogate. When
-    the database refuses part of the set, it is split in halves, each in a savepoint,
-    and the same code runs again; a candidate refused alone is `invalid`.
+    id. An autocommitted Connection instead of a session (the notify lane's, on
+    PostgreSQL) takes one report with its body, as one statement; anything else raises
+    NeedsTransaction before writing. text_checked: no text of the candidates holds a
+    NUL or a lone surrogate. When the database refuses part of the set, it is split
+    in halves, each in a savepoint, and the same code runs again; a candidate refused
+    alone is `invalid`.
     OperationalError (the database is gone, a lock conflict) is raised for the caller.
     """
     kept, results = screen(candidates, text_checked=text_checked)
+    if isinstance(session, Connection):
+        one = inbound is not None and len(kept) == 1 and not results and kept[0].key is not None
+        if not one or session.dialect.name != "postgresql" or inbound is None:
+            raise NeedsTransaction("an autocommitted connection records one report with its body")
+        return [result_of(store_pg.record_one(session, kept[0], inbound))]
     store = _store(session)
-    if store.autocommitted(session):
-        if inbound is None or len(kept) != 1 or results or kept[0].key is None:
-            raise NeedsTransaction("an autocommitted session records one report with its body")
-        return [result_of(store.record_one(session, kept[0], inbound))]
     if inbound is not None:
         inbound_id = store_inbound(session, inbound)
         for candidate in kept:
@@ -238,7 +243,7 @@ def _record_isolated(
     if not candidates:
         return []
     try:
-        with session.begin_nested():
+        with store.savepoint(session):
             decisions = _record_set(session, store, candidates, stored)
             return [result_of(decision) for decision in decisions]
     except _Stored as found:

@@ -14,7 +14,8 @@ stored exactly as SQLAlchemy stores them (`null` included).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
 from operator import itemgetter
@@ -26,6 +27,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     DateTime,
     Insert,
     Integer,
@@ -42,6 +44,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
@@ -50,7 +53,7 @@ from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.types import TypeEngine
 
 from app.models import STATUS_COLUMNS, Call, CallEvent
-from app.pg import array_literal, compiled
+from app.pg import PgStatement, array_literal, compiled
 from app.reports import single_pg
 from app.reports.moves import write_values
 
@@ -250,15 +253,41 @@ def _run(
     return compiled(build).rows(session.connection(), params)
 
 
-def autocommitted(session: Session) -> bool:
-    """Say whether the session's connection commits each statement (the notify lane's)."""
-    driver: Any = session.connection().connection.driver_connection
-    return bool(driver.autocommit)
+@cache
+def _savepoint_statements() -> tuple[PgStatement, PgStatement, PgStatement]:
+    """SAVEPOINT, ROLLBACK TO and RELEASE of the recording path's savepoint."""
+    name = "record_set"
+    return (
+        PgStatement(text(f"SAVEPOINT {name}")),
+        PgStatement(text(f"ROLLBACK TO SAVEPOINT {name}")),
+        PgStatement(text(f"RELEASE SAVEPOINT {name}")),
+    )
 
 
-def record_one(session: Session, candidate: Candidate, inbound: Inbound) -> Decision:
+@contextmanager
+def savepoint(session: Session) -> Iterator[None]:
+    """Run the block in a savepoint, rolled back if it raises.
+
+    Sent on the driver's connection (Core statements only run inside, so the session
+    has nothing to forget): Session.begin_nested cost about 0.5 ms of CPU a 100-result
+    POST, a tenth of the POST's.
+    """
+    connection = session.connection()
+    begin, rollback, release = _savepoint_statements()
+    begin.rows(connection, {})
+    try:
+        yield
+    except BaseException:
+        if not connection.invalidated:
+            rollback.rows(connection, {})
+            release.rows(connection, {})
+        raise
+    release.rows(connection, {})
+
+
+def record_one(connection: Connection, candidate: Candidate, inbound: Inbound) -> Decision:
     """Keep the body and record its one report in one statement (app.reports.single_pg)."""
-    return single_pg.record_one(session.connection(), candidate, inbound)
+    return single_pg.record_one(connection, candidate, inbound)
 
 
 def lock_calls(session: Session, message_ids: Iterable[str]) -> dict[str, CallState]:

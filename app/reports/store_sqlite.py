@@ -6,7 +6,8 @@ the locks are the writer's and the statements need no set-based tricks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -17,22 +18,17 @@ from app.models import Call, CallEvent
 from app.reports.moves import write_values
 
 if TYPE_CHECKING:
-    from app.reports.events import Candidate
-    from app.reports.inbound import Inbound
-    from app.reports.record import CallState, CallUpdate, Decision
+    from app.reports.record import CallState, CallUpdate
 
 _EVENTS = cast(Table, CallEvent.__table__)
 _CHUNK = 500  # bound values per IN list, well under SQLite's limit
 
 
-def autocommitted(session: Session) -> bool:
-    """Say whether the session's statements commit one by one (never, on SQLite)."""
-    return False
-
-
-def record_one(session: Session, candidate: Candidate, inbound: Inbound) -> Decision:
-    """Not used on SQLite: a report is recorded in the session's transaction."""
-    raise NotImplementedError("SQLite records every report in a transaction")
+@contextmanager
+def savepoint(session: Session) -> Iterator[None]:
+    """Run the block in a savepoint (SQLAlchemy's, which knows pysqlite's ways)."""
+    with session.begin_nested():
+        yield
 
 
 def lock_calls(session: Session, message_ids: set[str]) -> dict[str, CallState]:

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
 from app import metrics
 from app.db import utcnow
@@ -141,9 +140,8 @@ class NotifyLane:
             driver: Any = connection.connection.driver_connection
             driver.autocommit = True
             try:
-                with Session(bind=connection) as session:
-                    return record_post(session, items, body=body, content_type=content_type,
-                                       peer=peer)  # fmt: skip
+                return record_post(connection, items, body=body, content_type=content_type,
+                                   peer=peer)  # fmt: skip
             finally:
                 if not connection.invalidated:
                     driver.autocommit = False
