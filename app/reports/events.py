@@ -1,4 +1,4 @@
-"""Candidate events: what a report, a parked event or a submit answer would add to a history.
+"""The recording path's vocabulary: candidate events, locked calls, decisions, call updates.
 
 Every source of history builds its Candidate here or in its own module, and hands it to
 app.reports.record; a Candidate's `event` is the call_events row it would insert.
@@ -33,6 +33,36 @@ class Candidate:
     submit_state: str | None = None  # what the call's submit state becomes
     submit_error: str | None = None
     keeps_status: str | None = None  # why this event never moves the status, if it never does
+
+
+@dataclass
+class CallState:
+    """A locked call, as the candidates decided so far leave it."""
+
+    id: int
+    final: bool
+    occurred_at: datetime | None
+    has_status: bool
+
+
+@dataclass
+class Decision:
+    """What one candidate does: new or a repeat, and why it does not move the status."""
+
+    candidate: Candidate
+    call_id: int | None
+    new: bool
+    reason: str | None  # None: it moves the call's status (if new)
+
+
+@dataclass
+class CallUpdate:
+    """What one call takes on: its winning event, its new submit state, a derived outcome."""
+
+    call_id: int
+    winner: Candidate | None = None
+    submit: Candidate | None = None
+    outcome: str | None = None
 
 
 def dedupe_key(report: DeliveryReport) -> str:

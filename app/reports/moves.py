@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy.orm import Session
 
 from app.models import STATUS_COLUMNS, Call
-
-if TYPE_CHECKING:
-    from app.reports.record import CallUpdate
+from app.reports.events import CallUpdate
 
 _CALLS = cast(Table, Call.__table__)
 _CHUNK = 1000

@@ -12,7 +12,6 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from types import ModuleType
 from typing import Any
 
@@ -23,7 +22,7 @@ from sqlalchemy.orm import Session
 from app.db import utcnow
 from app.infobip.codes import submit_outcome, supersedes
 from app.reports import store_pg, store_sqlite
-from app.reports.events import Candidate, unstorable_value
+from app.reports.events import CallState, CallUpdate, Candidate, Decision, unstorable_value
 from app.reports.inbound import Inbound, store_inbound
 from app.reports.items import InvalidItem
 
@@ -55,36 +54,6 @@ class ItemResult:
             "result": self.result,
             "reason": self.reason,
         }
-
-
-@dataclass
-class CallState:
-    """A locked call, as the candidates decided so far leave it."""
-
-    id: int
-    final: bool
-    occurred_at: datetime | None
-    has_status: bool
-
-
-@dataclass
-class Decision:
-    """What one candidate does: new or a repeat, and why it does not move the status."""
-
-    candidate: Candidate
-    call_id: int | None
-    new: bool
-    reason: str | None  # None: it moves the call's status (if new)
-
-
-@dataclass
-class CallUpdate:
-    """What one call takes on: its winning event, its new submit state, a derived outcome."""
-
-    call_id: int
-    winner: Candidate | None = None
-    submit: Candidate | None = None
-    outcome: str | None = None
 
 
 @dataclass

@@ -11,7 +11,7 @@ compiled once and run on the driver's own connection (app.pg.PgStatement).
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import (
     Connection,
@@ -34,11 +34,8 @@ from sqlalchemy.dialects.postgresql import insert
 from app.infobip.codes import LATE, LATER_WINS, PRECEDENCE
 from app.models import STATUS_COLUMNS, Call, CallEvent, InboundReport
 from app.pg import PgStatement
-
-if TYPE_CHECKING:
-    from app.reports.events import Candidate
-    from app.reports.inbound import Inbound
-    from app.reports.record import Decision
+from app.reports.events import Candidate, Decision
+from app.reports.inbound import Inbound
 
 _CALLS = cast(Table, Call.__table__)
 _EVENTS = cast(Table, CallEvent.__table__)
@@ -151,7 +148,6 @@ def _statement(final: bool, timed: bool) -> Select[Any]:
 
 def record_one(connection: Connection, candidate: Candidate, inbound: Inbound) -> Decision:
     """Keep the body and record its one report in one statement (no commit)."""
-    from app.reports.record import Decision
 
     event = candidate.event
     params: dict[str, Any] = {f"p_{c.name}": event.get(c.name) for c in _EVENT_COLUMNS}

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import (
@@ -55,12 +55,9 @@ from sqlalchemy.types import TypeEngine
 from app.models import STATUS_COLUMNS, Call, CallEvent
 from app.pg import PgStatement, array_literal, compiled
 from app.reports import single_pg
+from app.reports.events import CallState, CallUpdate, Candidate, Decision
+from app.reports.inbound import Inbound
 from app.reports.moves import write_values
-
-if TYPE_CHECKING:
-    from app.reports.events import Candidate
-    from app.reports.inbound import Inbound
-    from app.reports.record import CallState, CallUpdate, Decision
 
 _CALLS: Table = Call.__table__  # type: ignore[assignment]
 _EVENTS: Table = CallEvent.__table__  # type: ignore[assignment]
@@ -296,7 +293,6 @@ def lock_calls(session: Session, message_ids: Iterable[str]) -> dict[str, CallSt
     FOR NO KEY UPDATE is the lock an UPDATE of non-key columns takes: it does not
     block the foreign-key checks of events inserted for these calls elsewhere.
     """
-    from app.reports.record import CallState
 
     rows = _run(session, _lock_statement, {"ids": array_literal(sorted(message_ids))})
     return {row[1]: CallState(row[0], row[2], row[3], row[4] is not None) for row in rows}

@@ -9,16 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.models import Call, CallEvent
+from app.reports.events import CallState, CallUpdate
 from app.reports.moves import write_values
-
-if TYPE_CHECKING:
-    from app.reports.record import CallState, CallUpdate
 
 _EVENTS = cast(Table, CallEvent.__table__)
 _CHUNK = 500  # bound values per IN list, well under SQLite's limit
@@ -33,7 +31,6 @@ def savepoint(session: Session) -> Iterator[None]:
 
 def lock_calls(session: Session, message_ids: set[str]) -> dict[str, CallState]:
     """Return the calls with these messageIds (the writer already holds the database)."""
-    from app.reports.record import CallState
 
     states: dict[str, CallState] = {}
     ids = sorted(message_ids)
