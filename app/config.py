@@ -40,6 +40,7 @@ class Settings:
     proxy_hops: int = 0
     notify_content_type: str = "application/json"
     max_report_bytes: int = 5 * MIB
+    max_report_results: int = 10_000
     infobip_timeout: float = 15.0
     batch_size: int = 1000
     sync_limit: int = 2000
@@ -187,6 +188,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             ("application/json", "application/xml"),
         ),
         max_report_bytes=_integer(environ, "IVR_MAX_REPORT_BYTES", 5 * MIB, 1024),
+        max_report_results=_integer(environ, "IVR_MAX_REPORT_RESULTS", 10_000, 1),
         infobip_timeout=_seconds(environ, "IVR_INFOBIP_TIMEOUT", 15.0),
         batch_size=_integer(environ, "IVR_BATCH_SIZE", 1000, 1),
         sync_limit=_integer(environ, "IVR_SYNC_LIMIT", 2000, 0),

@@ -151,7 +151,7 @@ def launch_campaign(
     session.commit()
     campaign = created.campaign
     if created.created:
-        rematch_campaign(session, campaign, now=utcnow())
+        rematch_campaign(session, campaign)
         session.commit()
     if created.created and not asynchronous:
         batch_ids = queued_batches(session, campaign.id)

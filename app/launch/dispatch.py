@@ -57,7 +57,7 @@ def dispatch_once(
 def sweep_parked(sessions: sessionmaker[Session]) -> int:
     """Apply parked reports whose call exists now; return how many found their call."""
     with sessions() as session:
-        matched = apply_parked(session, now=utcnow())
+        matched = apply_parked(session)
         session.commit()
     if matched:
         log.info("applied %d parked report(s)", matched)

@@ -245,7 +245,10 @@ class NotifyAnswer(_Out):
     duplicates: int
     unmatched: int
     invalid: int
-    items: list[ReportItemResult]
+    items: list[ReportItemResult] = Field(
+        description="one entry per result, the first 1,000 of a longer POST"
+    )
+    items_omitted: int = Field(description="how many results' entries a longer answer left out")
 
 
 class Probe(_Out):

@@ -10,7 +10,6 @@ Never commits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, exists, select
@@ -43,9 +42,11 @@ def _record_parked(session: Session, event_ids: Sequence[int]) -> int:
     return sum(result.result in (APPLIED, NOT_APPLIED) for result in results)
 
 
-def apply_parked(session: Session, *, now: datetime, limit: int = 1000) -> int:
-    """Sweep: record every parked event whose call exists now; return how many were matched."""
-    del now  # the events keep the time they were received
+def apply_parked(session: Session, *, limit: int = 1000) -> int:
+    """Sweep: record every parked event whose call exists now; return how many were matched.
+
+    The events keep the time they were received.
+    """
     ids = session.scalars(
         select(CallEvent.id)
         .where(
@@ -59,9 +60,8 @@ def apply_parked(session: Session, *, now: datetime, limit: int = 1000) -> int:
     return _record_parked(session, ids)
 
 
-def rematch_campaign(session: Session, campaign: Campaign, *, now: datetime) -> int:
+def rematch_campaign(session: Session, campaign: Campaign) -> int:
     """Record the parked events for the calls of a campaign that was just stored."""
-    del now
     if session.scalar(select(CallEvent.id).where(CallEvent.call_id.is_(None)).limit(1)) is None:
         return 0  # the common case: nothing is parked at all
     ids = session.scalars(

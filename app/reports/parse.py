@@ -17,7 +17,7 @@ from app.reports.items import (
     StatusInfo,
     read_item,
 )
-from app.reports.xml import XmlRejected, read_xml_results
+from app.reports.xml import XmlRejected, read_xml_results, results_element
 
 __all__ = [
     "DeliveryReport",
@@ -43,14 +43,32 @@ class ReportParseError(ValueError):
     """A body that cannot be read as a whole; the message says precisely why."""
 
 
-def parse_report_body(body: bytes, content_type: str) -> list[ParsedItem]:
-    """Parse a body by its media type: JSON, or XML (application/xml, text/xml)."""
+class TooManyResults(ReportParseError):
+    """A body holding more results than one POST may carry (IVR_MAX_REPORT_RESULTS)."""
+
+
+def parse_report_body(
+    body: bytes, content_type: str, *, max_results: int | None = None
+) -> list[ParsedItem]:
+    """Parse a body by its media type: JSON, or XML (application/xml, text/xml).
+
+    max_results: more results than this raise TooManyResults before any is read.
+    """
     kind, charset = media_type(content_type)
     if kind in _JSON_TYPES:
-        return _parse_json_text(_decode(body, charset or "utf-8"))
+        return _parse_json_text(_decode(body, charset or "utf-8"), max_results)
     if kind in _XML_TYPES:
-        return parse_xml(body if charset is None else _transcode_xml(body, charset))
+        xml = body if charset is None else _transcode_xml(body, charset)
+        return parse_xml(xml, max_results=max_results)
     raise ReportParseError(f"unsupported content type {kind!r}")
+
+
+def _check_count(count: int, max_results: int | None) -> None:
+    """Refuse a body of more results than max_results."""
+    if max_results is not None and count > max_results:
+        raise TooManyResults(
+            f"the body holds {count} results; one POST may carry at most {max_results}"
+        )
 
 
 def parse_json(body: bytes) -> list[ParsedItem]:
@@ -58,10 +76,15 @@ def parse_json(body: bytes) -> list[ParsedItem]:
     return _parse_json_text(_decode(body, "utf-8"))
 
 
-def parse_xml(body: bytes) -> list[ParsedItem]:
+def parse_xml(body: bytes, *, max_results: int | None = None) -> list[ParsedItem]:
     """Parse an XML body through the hardened parser into one item per report element."""
     try:
-        items = read_xml_results(body, max_depth=MAX_DEPTH)
+        elements = results_element(body)
+    except XmlRejected as exc:
+        raise ReportParseError(str(exc)) from exc
+    _check_count(len(elements), max_results)
+    try:
+        items = read_xml_results(elements, max_depth=MAX_DEPTH)
     except XmlRejected as exc:
         raise ReportParseError(str(exc)) from exc
     return [read_item(index, item) for index, item in enumerate(items)]
@@ -102,7 +125,7 @@ def _transcode_xml(body: bytes, charset: str) -> bytes:
     return _XML_DECLARATION.sub("", text, count=1).encode("utf-8")
 
 
-def _parse_json_text(text: str) -> list[ParsedItem]:
+def _parse_json_text(text: str, max_results: int | None = None) -> list[ParsedItem]:
     """Parse JSON text `{"results": [...]}` into one item per result."""
     try:
         document = load_json(text)
@@ -119,4 +142,5 @@ def _parse_json_text(text: str) -> list[ParsedItem]:
     results = document.get("results")
     if not isinstance(results, list):
         raise ReportParseError("no `results` list")
+    _check_count(len(results), max_results)
     return [read_item(index, item) for index, item in enumerate(results)]

@@ -269,16 +269,24 @@ def _record_set(
     return decided.decisions
 
 
+ANSWER_ITEMS = 1000  # items listed in one answer at most; the counts are always whole
+
+
 def summarise(results: Sequence[ItemResult]) -> dict[str, Any]:
-    """Build the notify answer: counts per result and one entry per item."""
+    """Build the notify answer: exact counts per result, and the first ANSWER_ITEMS items.
+
+    `itemsOmitted` says how many items a longer answer left out (0 for most).
+    """
     counts = {APPLIED: 0, NOT_APPLIED: 0, DUPLICATE: 0, UNMATCHED: 0, INVALID: 0}
     for item in results:
         counts[item.result] += 1
-    return {
+    answer: dict[str, Any] = {
         "applied": counts[APPLIED],
         "notApplied": counts[NOT_APPLIED],
         "duplicates": counts[DUPLICATE],
         "unmatched": counts[UNMATCHED],
         "invalid": counts[INVALID],
-        "items": [item.as_json() for item in results],
+        "items": [item.as_json() for item in results[:ANSWER_ITEMS]],
+        "itemsOmitted": max(0, len(results) - ANSWER_ITEMS),
     }
+    return answer

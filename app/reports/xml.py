@@ -29,8 +29,8 @@ class XmlRejected(ValueError):
     """An XML body that cannot be read as a whole; the message says why."""
 
 
-def read_xml_results(body: bytes, *, max_depth: int) -> list[Any]:
-    """Return each child of `<results>` as a dict with JSON names and text values."""
+def results_element(body: bytes) -> list[etree._Element]:
+    """Parse the body through the hardened parser; return the children of `<results>`."""
     if any(marker in body for marker in _DTD_MARKERS):
         raise XmlRejected(_NO_DTD)
     try:
@@ -40,8 +40,12 @@ def read_xml_results(body: bytes, *, max_depth: int) -> list[Any]:
     docinfo = root.getroottree().docinfo
     if docinfo.internalDTD is not None or docinfo.doctype:
         raise XmlRejected(_NO_DTD)
-    wrapper = _find_wrapper(root)
-    return [_element_value(child, 3, max_depth) for child in _children(wrapper)]
+    return list(_children(_find_wrapper(root)))
+
+
+def read_xml_results(elements: list[etree._Element], *, max_depth: int) -> list[Any]:
+    """Return each report element as a dict with JSON names and text values."""
+    return [_element_value(child, 3, max_depth) for child in elements]
 
 
 def _find_wrapper(root: etree._Element) -> etree._Element:

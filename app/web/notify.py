@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 from app import metrics
 from app.db import utcnow
 from app.reports.inbound import Inbound, store_inbound
-from app.reports.parse import ParsedItem, ReportParseError, parse_report_body
+from app.reports.parse import ParsedItem, ReportParseError, TooManyResults, parse_report_body
 from app.reports.receive import record_post
 from app.reports.record import summarise
 from app.services import app_state, db_session
@@ -59,12 +59,14 @@ def probe(token: str) -> Response:
 
 
 def _parse(
-    body: bytes, content_type: str, refusal: Refusal | None
+    body: bytes, content_type: str, refusal: Refusal | None, max_results: int
 ) -> tuple[list[ParsedItem] | None, ApiError | None]:
     if refusal is not None:
         return None, _refused(refusal)
     try:
-        return parse_report_body(body, content_type), None
+        return parse_report_body(body, content_type, max_results=max_results), None
+    except TooManyResults as exc:
+        return None, ApiError(413, "payload_too_large", f"{exc} (IVR_MAX_REPORT_RESULTS)")
     except ReportParseError as exc:
         return None, ApiError(400, "invalid_report", str(exc))
 
@@ -84,7 +86,7 @@ def receive(token: str) -> tuple[Response, int]:
     if refusal is not None and not refusal.keeps_body:
         raise _refused(refusal)  # nothing stored
     body = _read_body(settings.max_report_bytes)
-    items, error = _parse(body, content_type, refusal)
+    items, error = _parse(body, content_type, refusal, settings.max_report_results)
     session = db_session()
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
         try:

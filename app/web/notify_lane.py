@@ -108,7 +108,9 @@ class NotifyLane:
     ) -> tuple[list[ItemResult], list[ParsedItem]] | None:
         """Record the body's results as the view would, or None (nothing stored)."""
         try:
-            items = parse_report_body(body, content_type)
+            items = parse_report_body(
+                body, content_type, max_results=self.settings.max_report_results
+            )
         except ReportParseError:
             return None
         try:

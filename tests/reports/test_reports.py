@@ -70,6 +70,7 @@ def test_notify_json_report_moves_the_call_and_keeps_history(
     assert response.json() == {
         "applied": 1, "notApplied": 0, "duplicates": 0, "unmatched": 0, "invalid": 0,
         "items": [{"index": 0, "messageId": FIRST, "result": "applied", "reason": None}],
+        "itemsOmitted": 0,
     }  # fmt: skip
     answered = call(app, FIRST)
     assert answered.status_name == "DELIVERED_TO_HANDSET"
