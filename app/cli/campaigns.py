@@ -12,7 +12,7 @@ from app.cli.tables import LIMIT, field_lines, format_table, money, time_cell
 from app.db import utcnow
 from app.launch.answer import count_submit_states
 from app.launch.campaigns import NotFound, get_campaign, prepare_resubmission
-from app.launch.submission import queued_batches
+from app.launch.submission import claim_timeout, queued_batches
 from app.lookups.lists import find_campaigns
 from app.lookups.resources import campaign_resource
 from app.services import app_state
@@ -105,12 +105,20 @@ def campaigns_resubmit(bulk_id: str, parallel: int) -> None:
             campaign = get_campaign(session, bulk_id)
         except LookupError as exc:
             raise click.ClickException(str(exc)) from exc
+        now = utcnow()
         requeued = prepare_resubmission(
-            session, campaign, batch_size=state.settings.batch_size, now=utcnow()
-        )
+            session, campaign, batch_size=state.settings.batch_size, now=now,
+            claimed_before=now - claim_timeout(state.settings.infobip_timeout),
+        )  # fmt: skip
         session.commit()
         batch_ids = queued_batches(session, campaign.id)
+        in_flight = count_submit_states(session, campaign.id).get("submitting", 0)
     click.echo(f"{requeued} call(s) queued again; {len(batch_ids)} batch(es) to send")
+    if in_flight:
+        click.echo(
+            f"{in_flight} call(s) left alone: their batch was claimed less than "
+            f"{claim_timeout(state.settings.infobip_timeout)} ago and may still be on its way"
+        )
     send_with_progress(state.submitter("cli"), parallel, bulk_id, batch_ids)
     with state.sessions() as session:
         states = count_submit_states(session, campaign.id)

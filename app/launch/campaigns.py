@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -302,22 +302,44 @@ def add_batches(
     return [batch.id for batch in batches]
 
 
-RESUBMITTABLE = (SubmitState.FAILED.value, SubmitState.UNKNOWN.value, SubmitState.SUBMITTING.value)
+RESUBMITTABLE = (SubmitState.FAILED.value, SubmitState.UNKNOWN.value)
 
 
 def prepare_resubmission(
-    session: Session, campaign: Campaign, *, batch_size: int, now: datetime
+    session: Session,
+    campaign: Campaign,
+    *,
+    batch_size: int,
+    now: datetime,
+    claimed_before: datetime,
 ) -> int:
     """Queue the campaign's failed, unknown and stuck calls again, with the same messageIds.
 
-    Infobip answers status 23 for a messageId it already has, which the submitter
-    reads as "already accepted": nobody is called twice. Returns how many calls
-    were queued again (batches that were never sent stay queued as they are).
+    Stuck calls are those of batches claimed before `claimed_before` (the claim
+    timeout, app.launch.submission.claim_timeout): a batch claimed since may still
+    have its request in flight, and is left alone. Infobip answers status 23 for a
+    messageId it already has, recorded as "already accepted": nobody is called
+    twice. Returns how many calls were queued again (batches that were never sent
+    stay queued as they are).
     """
+    stale = select(Batch.id).where(
+        Batch.campaign_id == campaign.id,
+        Batch.state == BatchState.SUBMITTING.value,
+        or_(Batch.claimed_at.is_(None), Batch.claimed_at < claimed_before),
+    )
     call_ids = list(
         session.scalars(
             select(Call.id)
-            .where(Call.campaign_id == campaign.id, Call.submit_state.in_(RESUBMITTABLE))
+            .where(
+                Call.campaign_id == campaign.id,
+                or_(
+                    Call.submit_state.in_(RESUBMITTABLE),
+                    and_(
+                        Call.submit_state == SubmitState.SUBMITTING.value,
+                        Call.batch_id.in_(stale),
+                    ),
+                ),
+            )
             .order_by(Call.id)
         )
     )
@@ -325,7 +347,7 @@ def prepare_resubmission(
         return 0
     session.execute(
         update(Batch)
-        .where(Batch.campaign_id == campaign.id, Batch.state == BatchState.SUBMITTING.value)
+        .where(Batch.id.in_(stale))
         .values(state=BatchState.DONE.value, finished_at=now, error="superseded by resubmission")
         .execution_options(synchronize_session=False)
     )

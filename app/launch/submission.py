@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -56,6 +56,15 @@ class RetryPolicy:
         if retry_after is not None:
             return retry_after if retry_after <= self.max_retry_after else None
         return float(self.jitter() * self.base_delay * 2 ** (attempt - 1))
+
+
+def claim_timeout(infobip_timeout: float, policy: RetryPolicy = RetryPolicy()) -> timedelta:
+    """How long a claimed batch may still have its request in flight (DESIGN.md).
+
+    Every attempt may wait the whole Infobip timeout; a minute covers the backoff
+    between attempts and the recording of the answer.
+    """
+    return timedelta(seconds=infobip_timeout * policy.attempts + 60)
 
 
 @dataclass

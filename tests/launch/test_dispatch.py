@@ -145,7 +145,10 @@ def test_resubmit_sends_calls_left_queued_by_a_crash(app: Flask, simulator: Simu
     campaign_id = store(app, flat_body(*numbers(4)), asynchronous=False)
     with db(app) as session:  # a worker claimed one batch, then died before sending
         first = session.scalar(select(Batch.id).where(Batch.seq == 1))
-        session.execute(update(Batch).where(Batch.id == first).values(state="submitting"))
+        claimed = utcnow() - timedelta(hours=1)  # longer ago than the claim timeout
+        session.execute(
+            update(Batch).where(Batch.id == first).values(state="submitting", claimed_at=claimed)
+        )
         session.execute(
             update(Call).where(Call.batch_id == first).values(submit_state="submitting")
         )
@@ -153,7 +156,10 @@ def test_resubmit_sends_calls_left_queued_by_a_crash(app: Flask, simulator: Simu
     with db(app) as session:
         campaign = session.get_one(Call, 1).campaign
         assert campaign.id == campaign_id
-        requeued = prepare_resubmission(session, campaign, batch_size=3, now=utcnow())
+        now = utcnow()
+        requeued = prepare_resubmission(
+            session, campaign, batch_size=3, now=now, claimed_before=now - timedelta(minutes=2)
+        )
         session.commit()
     assert requeued == 3
     submit_campaign(state(app).submitter(), campaign_id)
@@ -163,6 +169,22 @@ def test_resubmit_sends_calls_left_queued_by_a_crash(app: Flask, simulator: Simu
     assert again.exit_code == 0
     assert "0 call(s) queued again; 0 batch(es) to send" in again.output
     assert simulator.launch_count == 2
+
+
+def test_resubmit_during_a_live_claim_sends_nothing(app: Flask, simulator: Simulator) -> None:
+    """A batch claimed within the claim timeout may have its request in flight: left alone."""
+    store(app, flat_body(*numbers(2)), asynchronous=False)
+    with db(app) as session:  # a worker has just claimed the batch and is sending it
+        session.execute(update(Batch).values(state="submitting", claimed_at=utcnow()))
+        session.execute(update(Call).values(submit_state="submitting"))
+        session.commit()
+    result = app.test_cli_runner().invoke(args=["campaigns", "resubmit", "flat-1"])
+    assert "0 call(s) queued again; 0 batch(es) to send" in result.output
+    assert "2 call(s) left alone" in result.output
+    assert simulator.launch_count == 0
+    assert submit_states(app) == {"submitting": 2}
+    with db(app) as session:
+        assert session.scalars(select(Batch.state)).all() == ["submitting"]
 
 
 def test_resubmit_unknown_campaign_is_one_clear_line(app: Flask) -> None:

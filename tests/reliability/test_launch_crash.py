@@ -17,15 +17,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import make_engine, make_session_factory
-from app.models import Call
+from app.db import make_engine, make_session_factory, utcnow
+from app.launch.submission import claim_timeout
+from app.models import Batch, Call
 from app.simulator.server import Simulator, SimulatorServer
 from tests.reliability.support import app_env, flat_launch, new_operator_token
 from tests.servers import ROOT, clean_environment, gunicorn
@@ -124,17 +126,32 @@ def test_worker_killed_while_infobip_holds_the_launch(
             assert answered == states
             assert simulator.launch_count == 2
 
-            resubmit = subprocess.run(
-                [str(IVRDESK), "campaigns", "resubmit", "crash"],
-                cwd=ROOT,
-                env=clean_environment(env, 1, tmp_path),
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            assert resubmit.returncode == 0, resubmit.stdout + resubmit.stderr
-            assert "3 call(s) queued again; 2 batch(es) to send" in resubmit.stdout
+            def resubmit() -> str:
+                done = subprocess.run(
+                    [str(IVRDESK), "campaigns", "resubmit", "crash"],
+                    cwd=ROOT,
+                    env=clean_environment(env, 1, tmp_path),
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+                assert done.returncode == 0, done.stdout + done.stderr
+                return done.stdout
+
+            # Within the claim timeout the dead worker's batch may still be on its way:
+            # only the batch never claimed is sent.
+            first = resubmit()
+            assert "0 call(s) queued again; 1 batch(es) to send" in first
+            assert "3 call(s) left alone" in first
+            with sessions() as session:  # the claim timeout passes
+                session.execute(
+                    update(Batch)
+                    .where(Batch.state == "submitting")
+                    .values(claimed_at=utcnow() - claim_timeout(30) - timedelta(seconds=1))
+                )
+                session.commit()
+            assert "3 call(s) queued again; 1 batch(es) to send" in resubmit()
             assert submit_states(sessions) == dict.fromkeys(NUMBERS, "accepted")
             assert sorted(simulator.message_counts.values()) == [1] * len(NUMBERS)
             assert simulator.duplicates_rejected == 3  # the held batch, sent again
