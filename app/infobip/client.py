@@ -1,6 +1,6 @@
-"""InfobipClient: launch IVR campaigns and pull reports over HTTP; no Flask.
+"""InfobipClient: launch IVR campaigns, pull reports and read voice logs over HTTP; no Flask.
 
-Error shapes and status codes are those of INFOBIP.md §3.
+Error shapes and status codes are those of INFOBIP.md §3; the logs endpoint is §6.
 """
 
 from __future__ import annotations
@@ -8,13 +8,23 @@ from __future__ import annotations
 import base64
 import enum
 import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
 
+from app.infobip.limits import LOGS_MAX_LIMIT, LOGS_REQUESTS_PER_MINUTE
+
 LAUNCH_PATH = "/voice/ivr/1/messages"
 REPORTS_PATH = "/voice/1/reports"
+LOGS_PATH = "/tts/3/logs"
+LOGS_ATTEMPTS = 3  # a 429 from the logs endpoint is retried this many times in all
+MAX_LOGS_WAIT = 60.0  # a longer Retry-After ends the retries: the caller tries next round
 
 
 class FailureKind(enum.StrEnum):
@@ -90,6 +100,61 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None  # an HTTP-date: treated as absent, the backoff applies
 
 
+@dataclass(frozen=True)
+class LogEntry:
+    """One entry of Infobip's voice logs: a call it accepted, with its current status."""
+
+    message_id: str
+    bulk_id: str | None
+    status: dict[str, Any] | None
+    error: dict[str, Any] | None
+    raw: dict[str, Any]
+
+    @classmethod
+    def read(cls, raw: dict[str, Any]) -> LogEntry | None:
+        """Read one entry of the answer; None when it has no messageId."""
+        message_id, status, error = raw.get("messageId"), raw.get("status"), raw.get("error")
+        if not isinstance(message_id, str) or not message_id:
+            return None
+        return cls(
+            message_id,
+            raw["bulkId"] if isinstance(raw.get("bulkId"), str) else None,
+            status if isinstance(status, dict) else None,
+            error if isinstance(error, dict) else None,
+            raw,
+        )
+
+
+class Pace:
+    """At most `per_minute` requests in any `window` seconds, shared by a client's threads."""
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Allow per_minute requests a window."""
+        self._limit, self._window, self._clock, self._sleep = per_minute, window, clock, sleep
+        self._sent: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        """Return when one more request keeps within the limit (sleeping if need be)."""
+        while True:
+            with self._lock:
+                now = self._clock()
+                while self._sent and now - self._sent[0] >= self._window:
+                    self._sent.popleft()
+                if len(self._sent) < self._limit:
+                    self._sent.append(now)
+                    return
+                wait = self._window - (now - self._sent[0])
+            self._sleep(max(wait, 0.001))
+
+
 class InfobipClient:
     """A client for the two Infobip endpoints ivrdesk uses."""
 
@@ -103,6 +168,8 @@ class InfobipClient:
         timeout: float = 15.0,
         connect_timeout: float = 5.0,
         transport: httpx.BaseTransport | None = None,
+        logs_pace: Pace | None = None,
+        backoff: float = 1.0,
     ) -> None:
         """Prepare a client; nothing is sent until launch() or pull_reports()."""
         if api_key:
@@ -119,6 +186,8 @@ class InfobipClient:
             transport=transport,
             follow_redirects=False,
         )
+        self._logs_pace = logs_pace or Pace(LOGS_REQUESTS_PER_MINUTE)
+        self._backoff = backoff
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -149,6 +218,50 @@ class InfobipClient:
         answer = self._request("GET", REPORTS_PATH, params=params)
         results = answer.get("results")
         return [r for r in results if isinstance(r, dict)] if isinstance(results, list) else []
+
+    def logs(
+        self,
+        *,
+        bulk_id: str | None = None,
+        message_ids: Sequence[str] = (),
+        sent_since: datetime | None = None,
+        sent_until: datetime | None = None,
+        general_status: str | None = None,
+        limit: int = LOGS_MAX_LIMIT,
+    ) -> list[LogEntry]:
+        """Read Infobip's voice logs (the last 48 hours) with these filters, one request.
+
+        No cursor exists: narrow by time or messageIds to read more. Requests are paced
+        to Infobip's 120 a minute; a 429 is retried after its Retry-After (or a doubling
+        backoff), LOGS_ATTEMPTS times in all, then raised as ProviderError.
+        """
+        if not 1 <= limit <= LOGS_MAX_LIMIT:
+            raise ValueError(f"limit must be between 1 and {LOGS_MAX_LIMIT}")
+        params: list[tuple[str, str | int]] = [("limit", limit)]
+        params += [("messageId", message_id) for message_id in message_ids]
+        for name, value in (("bulkId", bulk_id), ("generalStatus", general_status)):
+            if value:
+                params.append((name, value))
+        for name, moment in (("sentSince", sent_since), ("sentUntil", sent_until)):
+            if moment is not None:
+                params.append((name, moment.isoformat(timespec="milliseconds")))
+        for attempt in range(1, LOGS_ATTEMPTS + 1):
+            self._logs_pace.wait()
+            try:
+                answer = self._request("GET", LOGS_PATH, params=params)
+                break
+            except ProviderError as exc:
+                wait = exc.retry_after or self._backoff * 2 ** (attempt - 1)
+                if exc.status_code != 429 or attempt == LOGS_ATTEMPTS or wait > MAX_LOGS_WAIT:
+                    raise
+                time.sleep(wait)
+        results = answer.get("results")
+        entries = (
+            (LogEntry.read(r) for r in results if isinstance(r, dict))
+            if isinstance(results, list)
+            else ()
+        )
+        return [entry for entry in entries if entry is not None]
 
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         headers = {"Content-Type": "application/json"} if "content" in kwargs else {}

@@ -1,4 +1,4 @@
-"""Infobip's limits on a launch request (INFOBIP.md §1), written once for ivrdesk and its fake."""
+"""Infobip's limits (INFOBIP.md §1 and §6), written once for ivrdesk and its fake."""
 
 import re
 
@@ -12,3 +12,9 @@ MAX_RETRY_COUNT = 4
 SENDER_MIN_DIGITS = 3
 SENDER_MAX_DIGITS = 14
 NUMERIC_SENDER = re.compile(f"[0-9]{{{SENDER_MIN_DIGITS},{SENDER_MAX_DIGITS}}}")
+
+# GET /tts/3/logs (§6): the last 48 hours, at most 1000 entries a request, no cursor,
+# 120 requests a minute.
+LOGS_WINDOW_HOURS = 48
+LOGS_MAX_LIMIT = 1000
+LOGS_REQUESTS_PER_MINUTE = 120

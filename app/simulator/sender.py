@@ -10,6 +10,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -71,9 +72,17 @@ class ReportSender:
     reports_failed: int
 
     def __init__(
-        self, cond: threading.Condition, closed: threading.Event, plan: ReportPlan
+        self,
+        cond: threading.Condition,
+        closed: threading.Event,
+        plan: ReportPlan,
+        on_final: Callable[[Report], None],
     ) -> None:
-        """Share the simulator's lock and closing flag; threads start with the first call."""
+        """Share the simulator's lock and closing flag; threads start with the first call.
+
+        on_final: told of every call's final report when it falls due (lock held).
+        """
+        self._on_final = on_final
         self._cond = cond
         self._closed = closed
         self._workers: list[threading.Thread] = []
@@ -209,6 +218,7 @@ class ReportSender:
                     self._push(due + shift + rng.uniform(0.005, plan.delay + 0.005), late)
             else:
                 self._route(report)
+            self._on_final(report)
             if plan.duplicate_rate and rng.random() < plan.duplicate_rate:
                 self._push(due + rng.uniform(0, plan.delay / 2), report)
 

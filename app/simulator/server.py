@@ -18,15 +18,16 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from app.simulator.control import build_config
 from app.simulator.faults import (
-    FAULT_MODES,
     UNAUTHORIZED,
     Faults,
     apply_fault,
@@ -34,11 +35,11 @@ from app.simulator.faults import (
     service_error,
     take_fault,
 )
+from app.simulator.logs import CallLog
 from app.simulator.reports import (
     ACCEPTED,
     DUPLICATE,
     JSON_TYPE,
-    OUTCOMES,
     REJECTED_DESTINATION,
     Message,
     encode_reports,
@@ -64,8 +65,6 @@ logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05  # how often a background server notices stop(); keeps test teardown fast
 
-_Config = TypeVar("_Config", Faults, ReportPlan)
-
 
 def _new_message_ids(count: int) -> Iterator[str]:
     """Yield random version-4 UUID strings; much quicker than uuid.uuid4() for big launches."""
@@ -82,25 +81,6 @@ def _parse_json(raw: bytes) -> Any:
         return json.loads(raw)
     except ValueError:
         return None
-
-
-def _build_config(kind: type[_Config], body: Any) -> _Config:
-    """Build Faults or ReportPlan from a control-API body; ValueError when it does not fit."""
-    names = {item.name for item in dataclasses.fields(kind)}
-    if not isinstance(body, dict) or not set(body) <= names:
-        raise ValueError(f"expected an object with fields among {sorted(names)}")
-    config = kind(**body)
-    if isinstance(config, Faults) and config.mode not in FAULT_MODES:
-        raise ValueError(f"mode must be one of {FAULT_MODES}")
-    if isinstance(config, ReportPlan) and (
-        not isinstance(config.mix, dict)
-        or not set(config.mix) <= set(OUTCOMES)
-        or sum(config.mix.values()) <= 0
-        or config.batch_size < 1
-        or config.delay < 0
-    ):
-        raise ValueError(f"mix needs weights among {OUTCOMES}; batch_size >= 1; delay >= 0")
-    return config
 
 
 class Simulator:
@@ -129,11 +109,15 @@ class Simulator:
         self.on_launch: Callable[[dict[str, Any]], None] | None = None
         self._cond = threading.Condition()
         self._closed = threading.Event()
-        self._sender = ReportSender(self._cond, self._closed, plan or ReportPlan())
+        self._log = CallLog()
+        self._sender = ReportSender(
+            self._cond, self._closed, plan or ReportPlan(), self._log.finish
+        )
         self._clear()
         self._routes: dict[tuple[str, str], Callable[[Request], Response]] = {
             ("POST", "/voice/ivr/1/messages"): self._launch,
             ("GET", "/voice/1/reports"): self._pull,
+            ("GET", "/tts/3/logs"): self._logs,
             ("GET", "/_simulator/state"): lambda _: json_response(200, self.state()),
             ("POST", "/_simulator/faults"): self._set_faults,
             ("POST", "/_simulator/plan"): self._set_plan,
@@ -168,6 +152,7 @@ class Simulator:
             self.message_counts = collections.Counter()
             self.duplicates_rejected = 0
             self._sender.clear()
+            self._log.clear()
 
     def reports_sent(self) -> list[tuple[str, str, bytes]]:
         """Return (url, content type, body) of every report POST made, successful or not."""
@@ -204,7 +189,7 @@ class Simulator:
     def _set_faults(self, request: Request) -> Response:
         """Replace the faults from a control-API body."""
         try:
-            faults = _build_config(Faults, _parse_json(request.get_data()))
+            faults = build_config(Faults, _parse_json(request.get_data()))
         except (TypeError, ValueError) as exc:
             return json_response(400, {"error": str(exc)})
         with self._cond:
@@ -214,7 +199,7 @@ class Simulator:
     def _set_plan(self, request: Request) -> Response:
         """Replace the report plan from a control-API body."""
         try:
-            plan = _build_config(ReportPlan, _parse_json(request.get_data()))
+            plan = build_config(ReportPlan, _parse_json(request.get_data()))
         except (TypeError, ValueError) as exc:
             return json_response(400, {"error": str(exc)})
         self.plan = plan
@@ -295,7 +280,7 @@ class Simulator:
         self, info: Message, destinations: list[dict[str, Any]], answers: list[dict[str, Any]]
     ) -> None:
         """Judge one message's destinations and schedule the accepted calls' reports (lock held)."""
-        outcomes = self._sender.draw_outcomes(len(destinations))
+        outcomes, now = self._sender.draw_outcomes(len(destinations)), datetime.now(UTC)
         fresh_ids = _new_message_ids(len(destinations))
         calls: list[tuple[str, str, str]] = []
         for destination, outcome in zip(destinations, outcomes, strict=True):
@@ -305,6 +290,7 @@ class Simulator:
             answers.append({"to": to, "status": status, "messageId": message_id})
             if status is ACCEPTED:
                 calls.append((to, message_id, outcome))
+                self._log.accept(info, to, message_id, now)
         if calls:
             self._sender.schedule(info, calls)
 
@@ -322,6 +308,13 @@ class Simulator:
             )
         taken = self._sender.pull(bulk_id, message_id, limit)
         return json_response(200, {"results": [render_report(report) for report in taken]})
+
+    def _logs(self, request: Request) -> Response:
+        """Handle GET /tts/3/logs: every accepted call with its current status."""
+        if not self._authorized(request.headers.get("Authorization", "")):
+            return service_error(401, UNAUTHORIZED)
+        with self._cond:
+            return self._log.answer(request)
 
 
 class _QuietHandler(WSGIRequestHandler):
