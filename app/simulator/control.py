@@ -26,6 +26,9 @@ def build_config(kind: type[_Config], body: Any) -> _Config:
         or sum(config.mix.values()) <= 0
         or config.batch_size < 1
         or config.delay < 0
+        or not 0 <= config.drop_rate <= 1
     ):
-        raise ValueError(f"mix needs weights among {OUTCOMES}; batch_size >= 1; delay >= 0")
+        raise ValueError(
+            f"mix needs weights among {OUTCOMES}; batch_size >= 1; delay >= 0; drop_rate 0-1"
+        )
     return config

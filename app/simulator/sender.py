@@ -54,6 +54,7 @@ class ReportPlan:
     batch_size: int = 1
     enabled: bool = True
     seed: int | None = None
+    drop_rate: float = 0.0  # share of final reports never posted (still in the voice logs)
 
 
 @dataclass(slots=True)
@@ -70,6 +71,7 @@ class ReportSender:
 
     reports_posted: int
     reports_failed: int
+    reports_dropped: int
 
     def __init__(
         self,
@@ -109,6 +111,7 @@ class ReportSender:
         with self._cond:
             self.reports_posted = 0
             self.reports_failed = 0
+            self.reports_dropped = 0
             self._sent: list[tuple[str, str, bytes]] = []
             self._heap: list[tuple[float, int, Report | _Group]] = []
             self._waiting = 0
@@ -126,6 +129,7 @@ class ReportSender:
         return {
             "reports_posted": self.reports_posted,
             "reports_failed": self.reports_failed,
+            "reports_dropped": self.reports_dropped,
             "pending_reports": self._outstanding(),
             "pullable_reports": len(self._pullable),
         }
@@ -223,8 +227,15 @@ class ReportSender:
                 self._push(due + rng.uniform(0, plan.delay / 2), report)
 
     def _route(self, report: Report) -> None:
-        """Queue a due report for its notifyUrl, or keep it for pulling (lock held)."""
+        """Queue a due report for its notifyUrl, keep it for pulling, or drop it (lock held).
+
+        A dropped report (plan.drop_rate) is lost as a real one can be: never posted,
+        not kept for pulling; the voice logs still show the call's final status.
+        """
         url = report.message.notify_url
+        if url is not None and self.plan.drop_rate and self._rng.random() < self.plan.drop_rate:
+            self.reports_dropped += 1
+            return
         if url is None or not self.plan.enabled:
             self._pullable[next(self._seq)] = report
         else:

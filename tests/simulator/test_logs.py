@@ -5,9 +5,11 @@ Real HTTP on loopback: the client of app/infobip/client.py against the fake Info
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import httpx
@@ -102,3 +104,38 @@ def test_client_paces_its_log_requests(sim_server: SimulatorServer) -> None:
         for _ in range(3):
             client.logs()
         assert time.monotonic() - started >= 0.4  # the third waited for the window
+
+
+def test_dropped_reports_are_never_posted_but_the_logs_know_the_final_status(
+    sim_server: SimulatorServer, simulator: Simulator, client: InfobipClient
+) -> None:
+    received: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    sink = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=sink.serve_forever, daemon=True)
+    thread.start()
+    try:
+        simulator.plan = ReportPlan(delay=0.05, drop_rate=0.3, seed=11)
+        ids = [f"d{n}" for n in range(40)]
+        launch = body("bulk-drop", *ids)
+        launch["messages"][0]["notifyUrl"] = f"http://127.0.0.1:{sink.server_port}/notify"
+        client.launch(launch)
+        groups = wait_for_finals(client, ids)
+        assert set(groups.values()) <= {2, 3, 4}
+        assert simulator.wait_idle(10)
+        dropped = simulator.state()["reports_dropped"]
+        assert 0 < dropped < 40
+        assert simulator.reports_posted == 40 - dropped
+        assert simulator.state()["pullable_reports"] == 0  # lost, not kept for pulling
+    finally:
+        sink.shutdown()
+        sink.server_close()
