@@ -54,6 +54,11 @@ def dispatcher(env: dict[str, str], scratch: Path) -> Iterator[Path]:
             stderr=subprocess.STDOUT,
         )
         try:
+            # SIGTERM before its handler is installed would kill it: wait for its start.
+            deadline = time.monotonic() + 30
+            while b" started" not in log.read_bytes() and process.poll() is None:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
             yield log
         finally:
             process.send_signal(signal.SIGTERM)
