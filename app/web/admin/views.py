@@ -30,6 +30,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from app.accounts.throttle import attempt_login
+from app.accounts.tokens import end_user_sessions
 from app.db import utcnow
 from app.launch.campaigns import NotFound
 from app.lookups.lists import (
@@ -139,7 +140,10 @@ def login() -> ResponseReturnValue:
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
-    """End the session and go back to the login form."""
+    """End every session of the user (on every host) and go back to the login form."""
+    session = db_session()
+    end_user_sessions(session, g.admin_user.id)
+    session.commit()
     end_session()
     flash("You are logged out.")
     return redirect(url_for("admin.login"), 303)
