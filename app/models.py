@@ -275,7 +275,7 @@ class ApiToken(Base):
 
 
 class LoginAttempt(Base):
-    """A failed admin login, kept for the rate limit's window (app/throttle.py)."""
+    """A failed admin login, kept for the rate limit's window (app/accounts/throttle.py)."""
 
     __tablename__ = "login_attempts"
     __table_args__ = (

@@ -1,7 +1,7 @@
 """The HTML admin pages under /admin/: campaigns, calls, search, parked reports; read-only.
 
 Every page needs a logged-in user (viewer or operator: both only look). Login
-and logout are forms with a CSRF token; logins are rate-limited (app/throttle.py).
+and logout are forms with a CSRF token; logins are rate-limited (app/accounts/throttle.py).
 Views parse, make one domain call, commit when they wrote, and render.
 """
 
@@ -107,7 +107,7 @@ def _too_many_failures(target: str, retry_after: timedelta) -> ResponseReturnVal
     wait = math.ceil(retry_after.total_seconds())
     minutes = math.ceil(wait / 60)
     message = (
-        "Too many failed logins for this user name or from your address. "
+        "Too many failed logins from your address. "
         f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
     )
     body, status = _login_page(target, message, 429)
