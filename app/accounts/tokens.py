@@ -116,6 +116,11 @@ def create_user(session: Session, name: str, role: str, password: str, *, now: d
     return user
 
 
+def find_users(session: Session) -> list[User]:
+    """Return every admin user, by name."""
+    return list(session.scalars(select(User).order_by(User.name)))
+
+
 def get_user(session: Session, name: str) -> User:
     """Return the admin user with this name; AccountError when there is none."""
     user = session.scalar(select(User).where(User.name == name.strip()))

@@ -1,4 +1,4 @@
-"""`ivrdesk users create|password|disable`: admin users."""
+"""`ivrdesk users create|list|password|disable`: admin users."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ import sys
 import click
 from flask.cli import with_appcontext
 
-from app.accounts.tokens import AccountError, change_password, create_user, disable_user
+from app.accounts.tokens import (
+    AccountError,
+    change_password,
+    create_user,
+    disable_user,
+    find_users,
+)
+from app.cli.tables import format_table
 from app.db import utcnow
 from app.services import app_state
 
@@ -38,6 +45,15 @@ def users_create(name: str, role: str) -> None:
             raise click.ClickException(str(exc)) from exc
         session.commit()
         click.echo(f"created {user.role} user {user.name!r}")
+
+
+@users_group.command("list")
+@with_appcontext
+def users_list() -> None:
+    """List the admin users: name, role, created, disabled."""
+    with app_state().sessions() as session:
+        rows = [(u.name, u.role, u.created_at, u.disabled) for u in find_users(session)]
+    click.echo(format_table(["name", "role", "created", "disabled"], rows))
 
 
 @users_group.command("password")

@@ -89,9 +89,14 @@ def test_admin_disabling_ends_every_session_for_good(app: Flask, live: LiveServe
     make_user(app)
     browser = logged_in(live)
     kept = browser.cookies[COOKIE]
-    result = app.test_cli_runner().invoke(args=["users", "disable", "ana"])
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["users", "disable", "ana"])
     assert result.exit_code == 0, result.output
     assert sent_to_login(live, kept)
+    listed = runner.invoke(args=["users", "list"]).output.splitlines()
+    assert listed[0].split() == ["name", "role", "created", "disabled"]
+    assert listed[2].split()[:2] == ["ana", "viewer"]
+    assert listed[2].split()[-1] == "yes"
     with httpx.Client(base_url=live.url) as client:
         assert log_in(client).status_code == 401
     # Enabling the user again does not bring the old cookie back.
