@@ -254,6 +254,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[Timestamp] = mapped_column(default=utcnow)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # In the session cookie; raised by logout, a password change and disabling, which
+    # ends every session of the user on every host at once.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiToken(Base):
@@ -272,7 +275,7 @@ class ApiToken(Base):
 
 
 class LoginAttempt(Base):
-    """A failed admin login, kept for the rate limit's window (app/throttle.py)."""
+    """A failed admin login, kept for the rate limit's window (app/accounts/throttle.py)."""
 
     __tablename__ = "login_attempts"
     __table_args__ = (

@@ -1,11 +1,14 @@
-"""The admin login rate limit: failed logins counted per user name and per client address.
+"""The admin login rate limit: an attacker slows down only themselves.
 
-Failures are rows of `login_attempts`, so every gunicorn worker on every host
-counts the same ones (DESIGN.md "Scaling out"). A user name is blocked after 5
-failures in 5 minutes; an address after 20 (one office behind one NAT address
-holds several people who mistype). Two concurrent attempts may both pass the
-check, so a burst can exceed the limit by the attempts that were in flight at once.
-Never commits.
+Failed logins are rows of `login_attempts`, so every gunicorn worker on every
+host counts the same ones (DESIGN.md "Scaling out"). An address is refused for
+the rest of the window after 20 failures (one office behind one NAT address
+holds several people who mistype), and a user name from one address after 5.
+A user name's failures from everywhere never refuse an address that has not
+failed on it: while a name has 10 failures or more, an address that has failed
+on it waits a minute after each of its failures. Two concurrent attempts may
+both pass the check, so a burst can exceed a limit by the attempts in flight at
+once. Never commits.
 """
 
 from __future__ import annotations
@@ -25,11 +28,15 @@ _ADDRESS_LENGTH = 64
 
 @dataclass(frozen=True)
 class LoginLimit:
-    """How many failures a user name and an address may have within the window."""
+    """How many failures an address, and a user name from one address, may have in the window."""
 
     window: timedelta = timedelta(minutes=5)
-    per_name: int = 5
+    per_name_and_address: int = 5
     per_address: int = 20
+    # A name with this many failures from all addresses is under attack: an address that
+    # failed on it waits `pause` after each of its failures (a delay, never a lockout).
+    under_attack: int = 10
+    pause: timedelta = timedelta(minutes=1)
 
 
 DEFAULT_LIMIT = LoginLimit()
@@ -48,6 +55,14 @@ def _key(user_name: str) -> str:
     return user_name.strip()[:_NAME_LENGTH]
 
 
+def _by_name(user_name: str) -> ColumnElement[bool]:
+    return LoginAttempt.user_name == _key(user_name)
+
+
+def _by_address(address: str) -> ColumnElement[bool]:
+    return LoginAttempt.address == address[:_ADDRESS_LENGTH]
+
+
 def _oldest_counted(
     session: Session, condition: ColumnElement[bool], most: int, since: datetime
 ) -> datetime | None:
@@ -63,6 +78,16 @@ def _oldest_counted(
     return times[-1] if len(times) >= most else None
 
 
+def _pause_until(
+    session: Session, user_name: str, address: str, *, since: datetime, limit: LoginLimit
+) -> datetime | None:
+    """Return when an address that failed on a name under attack may try it again, or None."""
+    if _oldest_counted(session, _by_name(user_name), limit.under_attack, since) is None:
+        return None
+    newest = _oldest_counted(session, _by_name(user_name) & _by_address(address), 1, since)
+    return None if newest is None else newest + limit.pause
+
+
 def find_login_block(
     session: Session,
     user_name: str,
@@ -73,20 +98,26 @@ def find_login_block(
 ) -> timedelta | None:
     """Return how long until this name may try again from this address, or None if it may now."""
     since = now - limit.window
-    by_name = LoginAttempt.user_name == _key(user_name)
-    by_address = LoginAttempt.address == address[:_ADDRESS_LENGTH]
-    oldest = [
-        moment
+    ends = [
+        moment + limit.window
         for moment in (
-            _oldest_counted(session, by_name, limit.per_name, since),
-            _oldest_counted(session, by_address, limit.per_address, since),
+            _oldest_counted(session, _by_address(address), limit.per_address, since),
+            _oldest_counted(
+                session,
+                _by_name(user_name) & _by_address(address),
+                limit.per_name_and_address,
+                since,
+            ),
         )
         if moment is not None
     ]
-    if not oldest:
+    paused = _pause_until(session, user_name, address, since=since, limit=limit)
+    if paused is not None and paused > now:
+        ends.append(paused)
+    if not ends:
         return None
-    # Blocked until the oldest counted failure leaves the window; never "0 seconds".
-    return max(max(oldest) + limit.window - now, timedelta(seconds=1))
+    # Blocked until the latest of the ends; never "0 seconds".
+    return max(max(ends) - now, timedelta(seconds=1))
 
 
 def record_login_failure(
@@ -105,9 +136,11 @@ def record_login_failure(
     session.flush()
 
 
-def clear_login_failures(session: Session, user_name: str) -> None:
-    """Forget a user name's failures after it logged in (its address's failures still count)."""
-    session.execute(delete(LoginAttempt).where(LoginAttempt.user_name == _key(user_name)))
+def clear_login_failures(session: Session, user_name: str, address: str) -> None:
+    """Forget the name's failures from this address after it logged in from there."""
+    # Its failures from elsewhere (someone else's guesses) and the address's failures
+    # for other names still count.
+    session.execute(delete(LoginAttempt).where(_by_name(user_name), _by_address(address)))
 
 
 def attempt_login(
@@ -127,5 +160,5 @@ def attempt_login(
     if user is None:
         record_login_failure(session, user_name, address, now=now, limit=limit)
     else:
-        clear_login_failures(session, user_name)
+        clear_login_failures(session, user_name, address)
     return LoginResult(user)

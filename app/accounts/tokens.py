@@ -98,21 +98,59 @@ def note_token_use(session: Session, token_id: int, now: datetime) -> None:
     session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
 
 
+def _password_hash(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"password must be at least {MIN_PASSWORD} characters")
+    return generate_password_hash(password)
+
+
 def create_user(session: Session, name: str, role: str, password: str, *, now: datetime) -> User:
     """Create an admin user with a hashed password."""
     name = _name(name)
-    if len(password) < MIN_PASSWORD:
-        raise AccountError(f"password must be at least {MIN_PASSWORD} characters")
+    password_hash = _password_hash(password)
     if session.scalar(select(User).where(User.name == name)) is not None:
         raise AccountError(f"user {name!r} exists already")
-    user = User(
-        name=name,
-        role=_role(role).value,
-        password_hash=generate_password_hash(password),
-        created_at=now,
-    )
+    user = User(name=name, role=_role(role).value, password_hash=password_hash, created_at=now)
     session.add(user)
     session.flush()
+    return user
+
+
+def find_users(session: Session) -> list[User]:
+    """Return every admin user, by name."""
+    return list(session.scalars(select(User).order_by(User.name)))
+
+
+def get_user(session: Session, name: str) -> User:
+    """Return the admin user with this name; AccountError when there is none."""
+    user = session.scalar(select(User).where(User.name == name.strip()))
+    if user is None:
+        raise AccountError(f"there is no user {name.strip()!r}")
+    return user
+
+
+def end_user_sessions(session: Session, user_id: int) -> None:
+    """End every session of a user, on every host: their cookies carry the old version."""
+    session.execute(
+        update(User).where(User.id == user_id).values(session_version=User.session_version + 1)
+    )
+
+
+def change_password(session: Session, name: str, password: str) -> User:
+    """Set a user's password and end every session the user has."""
+    user = get_user(session, name)
+    user.password_hash = _password_hash(password)
+    session.flush()
+    end_user_sessions(session, user.id)
+    return user
+
+
+def disable_user(session: Session, name: str) -> User:
+    """Disable a user (no more logins) and end every session the user has."""
+    user = get_user(session, name)
+    user.disabled = True
+    session.flush()
+    end_user_sessions(session, user.id)
     return user
 
 

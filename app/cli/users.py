@@ -1,4 +1,4 @@
-"""`ivrdesk users create`: admin users."""
+"""`ivrdesk users create|list|password|disable`: admin users."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ import sys
 import click
 from flask.cli import with_appcontext
 
-from app.accounts.tokens import AccountError, create_user
+from app.accounts.tokens import (
+    AccountError,
+    change_password,
+    create_user,
+    disable_user,
+    find_users,
+)
+from app.cli.tables import format_table
 from app.db import utcnow
 from app.services import app_state
 
@@ -38,3 +45,41 @@ def users_create(name: str, role: str) -> None:
             raise click.ClickException(str(exc)) from exc
         session.commit()
         click.echo(f"created {user.role} user {user.name!r}")
+
+
+@users_group.command("list")
+@with_appcontext
+def users_list() -> None:
+    """List the admin users: name, role, created, disabled."""
+    with app_state().sessions() as session:
+        rows = [(u.name, u.role, u.created_at, u.disabled) for u in find_users(session)]
+    click.echo(format_table(["name", "role", "created", "disabled"], rows))
+
+
+@users_group.command("password")
+@click.argument("name")
+@with_appcontext
+def users_password(name: str) -> None:
+    """Set a user's password (prompted for, or read from standard input); ends their sessions."""
+    password = _read_password()
+    with app_state().sessions() as session:
+        try:
+            user = change_password(session, name, password)
+        except AccountError as exc:
+            raise click.ClickException(str(exc)) from exc
+        session.commit()
+        click.echo(f"changed the password of {user.name!r}; every session of the user ended")
+
+
+@users_group.command("disable")
+@click.argument("name")
+@with_appcontext
+def users_disable(name: str) -> None:
+    """Disable a user: no more logins, and every session of the user ends at once."""
+    with app_state().sessions() as session:
+        try:
+            user = disable_user(session, name)
+        except AccountError as exc:
+            raise click.ClickException(str(exc)) from exc
+        session.commit()
+        click.echo(f"disabled {user.name!r}; every session of the user ended")

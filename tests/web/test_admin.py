@@ -1,4 +1,4 @@
-"""The admin pages over real HTTP: login, CSRF, rate limit, cookies, pages, search, CSV."""
+"""The admin pages over real HTTP: login, CSRF, cookies, pages, search, CSV."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.accounts.tokens import create_user
 from app.db import utcnow
-from app.models import LoginAttempt, User
+from app.models import User
 from tests.conftest import LiveServer, db, serve
 from tests.reports.test_reports import (
     FIRST,
@@ -251,42 +251,6 @@ def test_admin_disabled_user_is_logged_out(app: Flask, admin: httpx.Client) -> N
         session.scalars(select(User)).one().disabled = True
         session.commit()
     assert admin.get("/admin/").status_code == 302
-
-
-def test_admin_login_rate_limit_per_user_name_across_processes(
-    app: Flask, settings: Any, make_app: Any, browser_like: httpx.Client
-) -> None:
-    make_user(app)
-    for _ in range(5):
-        assert log_in(browser_like, password="wrong password!").status_code == 401
-    # Another app on the same database (another worker or host) counts the same failures.
-    other = serve(make_app(settings))
-    try:
-        with httpx.Client(base_url=other.url) as client:
-            blocked = log_in(client)  # even the right password
-    finally:
-        other.stop()
-    assert blocked.status_code == 429
-    assert "Too many failed logins" in blocked.text
-    assert 1 <= int(blocked.headers["Retry-After"]) <= 300
-    make_user(app, "ben")
-    assert log_in(browser_like, name="ben").status_code == 303  # the address is not blocked
-    # Once the window has passed, the name may try again.
-    with db(app) as session:
-        for attempt in session.scalars(select(LoginAttempt)):
-            attempt.attempted_at = utcnow().replace(year=2020)
-        session.commit()
-    assert log_in(browser_like).status_code == 303
-
-
-def test_admin_login_rate_limit_per_address(app: Flask, browser_like: httpx.Client) -> None:
-    make_user(app)
-    for number in range(20):
-        assert log_in(browser_like, name=f"guess-{number}").status_code == 401
-    blocked = log_in(browser_like)
-    assert blocked.status_code == 429
-    with db(app) as session:
-        assert len(session.scalars(select(LoginAttempt)).all()) == 20
 
 
 def test_admin_cookie_flags(app: Flask, settings: Any, make_app: Any, live: LiveServer) -> None:

@@ -1,9 +1,11 @@
 """Admin sessions: cookie flags, CSRF protection, the logged-in user, safe redirects.
 
-The session is Flask's signed cookie. It holds the user's id and name only,
-and is cleared on login (a new session: no fixation) and on logout. It lasts
-12 hours from login; the user is read from the database on every request, so
-a disabled user is out at once. CSRF protection (Flask-WTF) covers every form
+The session is Flask's signed cookie. It holds the user's id, name and session
+version, and is cleared on login (a new session: no fixation) and on logout. It
+lasts 12 hours from login; the user is read from the database on every request,
+and the cookie counts only while the user's session version is the one it holds:
+logout, a password change and disabling raise it, ending every session of the
+user on every host at once. CSRF protection (Flask-WTF) covers every form
 of the app; the token-authenticated blueprints (API, webhooks) are exempt, as
 they never read cookies.
 """
@@ -23,6 +25,7 @@ from app.services import AppState, db_session
 SESSION_LIFETIME = timedelta(hours=12)
 _USER_ID = "user_id"
 _USER_NAME = "user_name"
+_VERSION = "session_version"
 
 
 def configure_sessions(app: Flask, csrf_exempt: Iterable[Blueprint]) -> CSRFProtect:
@@ -50,6 +53,7 @@ def start_session(user: User) -> None:
     session.clear()
     session[_USER_ID] = user.id
     session[_USER_NAME] = user.name
+    session[_VERSION] = user.session_version
 
 
 def end_session() -> None:
@@ -58,12 +62,17 @@ def end_session() -> None:
 
 
 def current_user() -> User | None:
-    """Return the logged-in user, or None (no session, or the user is gone or disabled)."""
-    user_id = session.get(_USER_ID)
-    if not isinstance(user_id, int):
+    """Return the logged-in user, or None (no session, user gone or disabled, session ended)."""
+    user_id, version = session.get(_USER_ID), session.get(_VERSION)
+    if not isinstance(user_id, int) or not isinstance(version, int):
         return None
     user = db_session().get(User, user_id)
-    if user is None or user.disabled or user.name != session.get(_USER_NAME):
+    if (
+        user is None
+        or user.disabled
+        or user.name != session.get(_USER_NAME)
+        or user.session_version != version
+    ):
         return None
     return user
 

@@ -1,7 +1,7 @@
 """The HTML admin pages under /admin/: campaigns, calls, search, parked reports; read-only.
 
 Every page needs a logged-in user (viewer or operator: both only look). Login
-and logout are forms with a CSRF token; logins are rate-limited (app/throttle.py).
+and logout are forms with a CSRF token; logins are rate-limited (app/accounts/throttle.py).
 Views parse, make one domain call, commit when they wrote, and render.
 """
 
@@ -30,6 +30,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from app.accounts.throttle import attempt_login
+from app.accounts.tokens import end_user_sessions
 from app.db import utcnow
 from app.launch.campaigns import NotFound
 from app.lookups.lists import (
@@ -106,7 +107,7 @@ def _too_many_failures(target: str, retry_after: timedelta) -> ResponseReturnVal
     wait = math.ceil(retry_after.total_seconds())
     minutes = math.ceil(wait / 60)
     message = (
-        "Too many failed logins for this user name or from your address. "
+        "Too many failed logins from your address. "
         f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
     )
     body, status = _login_page(target, message, 429)
@@ -139,7 +140,10 @@ def login() -> ResponseReturnValue:
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
-    """End the session and go back to the login form."""
+    """End every session of the user (on every host) and go back to the login form."""
+    session = db_session()
+    end_user_sessions(session, g.admin_user.id)
+    session.commit()
     end_session()
     flash("You are logged out.")
     return redirect(url_for("admin.login"), 303)
