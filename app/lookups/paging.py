@@ -14,12 +14,14 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 _CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]{1,512}")
+# Ids are BIGINT on PostgreSQL and INTEGER on SQLite: both are signed 64-bit.
+_INT64 = range(-(2**63), 2**63)
 
 Key = tuple[Any, ...]
 
@@ -72,13 +74,13 @@ def encode_cursor(kind: str, key: Key) -> str:
 
 
 def _typed(value: Any, kind: type) -> Any:
-    """Check one decoded sort key part against its expected type."""
-    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+    """Check one decoded sort key part against its expected type and the database's range."""
+    if kind is int and isinstance(value, int) and not isinstance(value, bool) and value in _INT64:
         return value
     if kind is datetime and isinstance(value, str):
         moment = datetime.fromisoformat(value)
         if moment.tzinfo is not None:
-            return moment
+            return moment.astimezone(UTC)  # OverflowError past year 1 or 9999 in UTC
     raise ValueError("not the list's sort key")
 
 
@@ -96,7 +98,7 @@ def decode_cursor(raw: str | None, kind: str, shape: Sequence[type]) -> Key | No
         if decoded[0] != kind:
             raise ValueError("a cursor of another list")
         return tuple(_typed(part, type_) for part, type_ in zip(decoded[1:], shape, strict=True))
-    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+    except (ValueError, OverflowError, RecursionError, binascii.Error) as exc:
         raise InvalidQuery(
             "cursor", "is not a cursor of this list: use the `next` of the previous page"
         ) from exc

@@ -135,7 +135,12 @@ CSV_COLUMNS = (
 )
 CSV_CHUNK = 1000
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_STARTS = "=+-@\t\r"
+# A program whose list separator is `;` (or `,` or tab) splits an unquoted cell at it, and
+# ignores quotes that do not open a field: a formula start after a separator or a line
+# break inside a cell starts a cell there, so it is escaped as at the cell's start.
+_SEPARATORS = ";,\t\r\n"
+_FORMULA = re.compile(f"(?:^|(?<=[{re.escape(_SEPARATORS)}]))(?=[{re.escape(_FORMULA_STARTS)}])")
 
 
 def campaign_summary(session: Session, bulk_id: str) -> dict[str, Any] | None:
@@ -190,7 +195,7 @@ def campaign_export_chunk(
 
 
 def spreadsheet_cell(value: Any) -> str:
-    """Render a value for CSV; text that a spreadsheet would run as a formula gets a `'`."""
+    """Render a value for CSV; a formula start at the start or after a separator gets a `'`."""
     if value is None:
         return ""
     if isinstance(value, datetime):
@@ -199,8 +204,7 @@ def spreadsheet_cell(value: Any) -> str:
         return format(value.normalize(), "f")
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+    return _FORMULA.sub("'", str(value))
 
 
 def csv_text(rows: Iterable[Sequence[Any]]) -> str:

@@ -17,7 +17,7 @@ from app.lookups.lists import CallFilter, find_calls
 from app.lookups.paging import Page
 from app.models import Call, Campaign
 
-_MAX_TEXT = 200
+MAX_SEARCH_TEXT = 200  # the search box's maxlength
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class SearchResult:
 def search_calls(session: Session, text: str, *, limit: int) -> SearchResult:
     """Find what a search text names: a messageId, a bulkId, or calls by number and callbackData."""
     text = text.strip()
-    if not text or len(text) > _MAX_TEXT:
+    if not text or len(text) > MAX_SEARCH_TEXT:
         return SearchResult()
     if session.scalar(select(Call.id).where(Call.message_id == text)) is not None:
         return SearchResult(message_id=text)

@@ -7,7 +7,7 @@ app/web/notify.py does, but without Flask's request context and hooks; a single
 report is one autocommitted statement (app.reports.single_pg), without even a transaction
 of its own (together about a millisecond of CPU per report on the development
 machine, docs/PERFORMANCE.md). It answers exactly what the view would: the same
-JSON, nosniff (the request id and the request metrics come from app.middleware,
+JSON, nosniff, no-store (the request id and the request metrics come from app.middleware,
 around both). Anything else (another method or path, a wrong token or source,
 another media type or charset, no Content-Length,
 an oversize body or one that is not JSON with a results list, a single report with
@@ -163,6 +163,7 @@ class NotifyLane:
                 ("Content-Type", "application/json"),
                 ("Content-Length", str(len(payload))),
                 ("X-Content-Type-Options", "nosniff"),
+                ("Cache-Control", "no-store"),
             ],
         )
         return [payload]

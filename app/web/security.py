@@ -1,8 +1,10 @@
-"""Security headers: nosniff on every answer; CSP, framing and referrer rules on HTML pages."""
+"""Security headers: nosniff on every answer; no-store on data; CSP and framing rules on pages."""
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Flask, Response, request
+
+from app.web.errors import API_PREFIXES
 
 # Pages load scripts, styles and images from ivrdesk itself only, and are never framed.
 HTML_HEADERS = {
@@ -17,6 +19,9 @@ HTML_HEADERS = {
 def add_security_headers(response: Response) -> Response:
     """Add the headers a view has not set itself."""
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if response.is_json or request.path.startswith(API_PREFIXES):
+        # Calls, numbers and tokens' answers stay out of browser and shared caches.
+        response.headers.setdefault("Cache-Control", "no-store")
     if response.mimetype == "text/html":
         for name, value in HTML_HEADERS.items():
             response.headers.setdefault(name, value)

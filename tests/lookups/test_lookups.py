@@ -340,6 +340,23 @@ def test_lookup_csv_is_spreadsheet_safe(http: httpx.Client, live: LiveServer) ->
     assert problem(http.get("/api/v1/campaigns/nope/calls.csv"), 404)[0] == "not_found"
 
 
+def test_lookup_csv_is_safe_where_the_list_separator_is_not_a_comma(http: httpx.Client) -> None:
+    inside = ["x;=1+1;", "a,@SUM(A1)", "tab\t-2+3", "line\n=1", "cr\r+1", "a;b,c - d", "1;;=2"]
+    messages = [([f"41793026{n:03d}"], data) for n, data in enumerate(inside)]
+    launch(http, "semicolons", *messages)
+    text = http.get("/api/v1/campaigns/semicolons/calls.csv").text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["callback_data"] for r in rows] == [
+        "x;'=1+1;", "a,'@SUM(A1)", "tab\t'-2+3", "line\n'=1", "cr\r'+1", "a;b,c - d", "1;;'=2",
+    ]  # fmt: skip
+    # Read as a spreadsheet set to another list separator reads it (a bare CR ends a line).
+    for separator in (";", "\t"):
+        lines = io.StringIO(text, newline=None)
+        cells = [cell for row in csv.reader(lines, delimiter=separator) for cell in row]
+        assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@")], separator
+        assert separator != ";" or "'=1+1" in cells
+
+
 def seed_large_campaign(app: Flask, bulk_id: str, count: int) -> None:
     """Store a campaign of `count` queued calls through the domain functions (no sending)."""
     body = {

@@ -43,9 +43,10 @@ from app.lookups.lists import (
 )
 from app.lookups.paging import InvalidQuery, page_args, read_limit
 from app.lookups.resources import get_call_detail, get_campaign_detail
-from app.lookups.search import search_calls
+from app.lookups.search import MAX_SEARCH_TEXT, search_calls
 from app.services import db_session
 from app.web.admin.format import FILTERS, OUTCOMES, STATUS_GROUPS
+from app.web.admin.forms import MAX_FORM_BODY, URL_PREFIX, AdminFormRequest
 from app.web.admin.session import (
     client_address,
     configure_sessions,
@@ -57,7 +58,7 @@ from app.web.admin.session import (
 from app.web.api import csv_export_response
 
 log = logging.getLogger(__name__)
-bp = Blueprint("admin", __name__, url_prefix="/admin")
+bp = Blueprint("admin", __name__, url_prefix=URL_PREFIX)
 PUBLIC_ENDPOINTS = frozenset({"admin.login"})
 # scrypt over a longer text costs time for nothing: no password of ours is this long.
 MAX_PASSWORD = 1024
@@ -203,6 +204,9 @@ def search() -> ResponseReturnValue:
     URLs, and so out of access logs, browser history and Referer headers.
     """
     text = request.form.get("q", "").strip()
+    if len(text) > MAX_SEARCH_TEXT:
+        message = f"Type at most {MAX_SEARCH_TEXT} characters: a number, an id or a callbackData."
+        return _error_page(400, "The search text is too long", message)
     found = search_calls(db_session(), text, limit=read_limit(None))
     if found.message_id is not None:
         return redirect(url_for("admin.call", message_id=found.message_id), 303)
@@ -246,6 +250,14 @@ def _no_page(exc: HTTPException) -> tuple[str, int]:
     return _error_page(404, "Not found", "There is no such page.")
 
 
+@bp.errorhandler(413)
+def _too_large(exc: HTTPException) -> tuple[str, int]:
+    """Refuse a form larger than any admin form, without showing what was sent."""
+    limit = MAX_FORM_BODY // 1024
+    message = f"ivrdesk's forms take at most {limit} KB, with a Content-Length; nothing was done."
+    return _error_page(413, "The form is too large", message)
+
+
 @bp.errorhandler(InvalidQuery)
 def _invalid_query(exc: InvalidQuery) -> tuple[str, int]:
     """Say which filter or page link is not valid."""
@@ -266,6 +278,7 @@ def _csrf_failed(exc: CSRFError) -> tuple[str, int]:
 
 def init_app(app: Flask, csrf_exempt: Iterable[Blueprint]) -> None:
     """Configure sessions and CSRF protection, add the filters and register the pages."""
+    app.request_class = AdminFormRequest
     configure_sessions(app, csrf_exempt)
     app.jinja_env.filters.update(FILTERS)
     app.register_blueprint(bp)
