@@ -139,10 +139,19 @@ def test_nginx_site_proxies_with_the_right_limits_and_headers() -> None:
     assert "location /notify/ivr/ {" in site
     assert "ssl_certificate " in site
     # Every access_log uses the format that masks the notify token.
-    assert re.findall(r"access_log (\S+)", site) == ["/var/log/nginx/ivrdesk-access.log"] * 2 + [
+    assert re.findall(r"access_log (\S+)", site) == ["/var/log/nginx/ivrdesk-access.log"] * 4 + [
         "off;"
     ]
     assert "${notify}***${rest}" in site
+    # Unknown host names never reach ivrdesk: separate default servers close the connection.
+    defaults = [block for block in site.split("server {")[1:] if "default_server" in block]
+    assert len(defaults) == 2
+    for block in defaults:
+        assert "server_name _;" in block
+        assert "return 444;" in block
+        assert "proxy_pass" not in block
+    assert "ssl_reject_handshake on;" in defaults[1]
+    assert site.count("server_name ivr.example.org;") == 2
 
 
 def test_dockerfile_runs_the_release_step_as_a_user_with_a_healthcheck() -> None:
