@@ -224,6 +224,8 @@ def warn_about(settings: Settings) -> list[str]:
         )
     if not settings.notify_tokens:
         warnings.append("IVR_NOTIFY_TOKENS is empty: every delivery report will be refused")
+    if not settings.metrics_token and not settings.development:
+        warnings.append("IVR_METRICS_TOKEN is not set: /metrics answers 403 in production")
     if settings.batch_size > MAX_DESTINATIONS_PER_MESSAGE:
         limit = MAX_DESTINATIONS_PER_MESSAGE
         warnings.append(
