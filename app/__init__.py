@@ -48,6 +48,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         from app.web.notify_lane import NotifyLane
 
         app.wsgi_app = NotifyLane(app, app.wsgi_app)  # type: ignore[method-assign]
+    if settings.allowed_hosts:  # inside ProxyFix: the Host the client asked for
+        from app.web.hosts import HostCheck
+
+        app.wsgi_app = HostCheck(app.wsgi_app, settings.allowed_hosts)  # type: ignore[method-assign]
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/ivrdesk.sqlite3"
 MIB = 1024 * 1024
+# A host name of IVR_ALLOWED_HOSTS; a leading dot also allows every subdomain.
+_HOST_NAME = re.compile(r"\.?[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
 # Secret keys copied from examples (deploy/.env.example) are refused outside development.
 PLACEHOLDER_SECRET_PREFIXES = ("change-me", "changeme", "replace-me", "your-secret")
 PLACEHOLDER_SECRET_KEYS = frozenset({"secret", "secret-key", "dev", "development", "default"})
@@ -48,6 +51,7 @@ class Settings:
     notify_allow_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     log_format: str = "json"
     metrics_token: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
     instance_path: Path = field(default_factory=lambda: Path("instance"))
 
     @property
@@ -154,6 +158,17 @@ def _tokens(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tokens
 
 
+def _hosts(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = _text(environ, name) or ""
+    hosts = tuple(filter(None, (part.strip().lower() for part in raw.split(","))))
+    for host in hosts:
+        if not _HOST_NAME.fullmatch(host):
+            raise ConfigError(
+                f"{name} holds {host!r}, which is not a host name (no port, no scheme)"
+            )
+    return hosts
+
+
 def is_placeholder_secret(key: str) -> bool:
     """Say whether a secret key is a known example value rather than a real secret."""
     lowered = key.strip().lower()
@@ -196,6 +211,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         notify_allow_cidrs=_networks(environ, "IVR_NOTIFY_ALLOW_CIDRS"),
         log_format=_choice(environ, "IVR_LOG_FORMAT", "json", ("json", "text")),
         metrics_token=_text(environ, "IVR_METRICS_TOKEN"),
+        allowed_hosts=_hosts(environ, "IVR_ALLOWED_HOSTS"),
         instance_path=Path(_text(environ, "IVR_INSTANCE_PATH") or "instance"),
     )
 
@@ -210,6 +226,8 @@ def warn_about(settings: Settings) -> list[str]:
         )
     if not settings.notify_tokens:
         warnings.append("IVR_NOTIFY_TOKENS is empty: every delivery report will be refused")
+    if not settings.metrics_token and not settings.development:
+        warnings.append("IVR_METRICS_TOKEN is not set: /metrics answers 403 in production")
     if settings.batch_size > MAX_DESTINATIONS_PER_MESSAGE:
         limit = MAX_DESTINATIONS_PER_MESSAGE
         warnings.append(

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
+from urllib.parse import unquote_plus
 
 from gunicorn.glogging import Logger as GunicornLogger
 from pythonjsonlogger.core import RESERVED_ATTRS as _RESERVED
@@ -55,6 +56,31 @@ def _mask_number(match: re.Match[str]) -> str:
     return "".join(masked)
 
 
+# Query parameters that hold a phone number by design: the `to` filter and the search box.
+NUMBER_PARAMETERS = frozenset({"to", "q"})
+_QUERY_PARAMETER = re.compile(r"([?&])([^=&#\s\"'<>]+)=([^&#\s\"'<>]*)")
+# Seven or more digits joined by the separators people write numbers with.
+_NUMBER_SHAPE = re.compile(r"\d(?:[\s+.()/-]*\d){6}")
+
+
+def _holds_number(name: str, value: str, depth: int = 2) -> bool:
+    """Say whether a query parameter's (percent-decoded) value is or carries a phone number."""
+    name, value = unquote_plus(name), unquote_plus(value)
+    if name in NUMBER_PARAMETERS or _NUMBER_SHAPE.search(value):
+        return True
+    # A URL inside a parameter (the login page's `next`) may carry a `to` of its own.
+    return depth > 0 and any(
+        _holds_number(inner.group(2), inner.group(3), depth - 1)
+        for inner in _QUERY_PARAMETER.finditer(value)
+    )
+
+
+def _mask_parameter(match: re.Match[str]) -> str:
+    """Replace the whole value of a query parameter that holds a number, whatever its shape."""
+    separator, name, value = match.groups()
+    return f"{separator}{name}=***" if _holds_number(name, value) else match.group(0)
+
+
 _AUTHORIZATION_VALUE = re.compile(
     r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?!bearer |basic |app )[^\"',}\s]+"
 )
@@ -73,6 +99,8 @@ _RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...]
     (re.compile(r"\bivr_[A-Za-z0-9_-]{8,}"), "ivr_***"),
     # Passwords inside URLs (database URLs above all).
     (re.compile(r"(://[^:/@\s]+:)[^@\s/]+@"), r"\1***@"),
+    # Query parameters holding a number: the whole value, dashes, dots and %2B included.
+    (_QUERY_PARAMETER, _mask_parameter),
     # Phone numbers: a run of 7-15 digits, or a +number written with spaces or dashes.
     # (Digits glued to letters or "_" are ids, not numbers: left alone.)
     (re.compile(r"(?<![\w+])(?:\+\d(?:[ -]?\d){6,14}|\+?\d{7,15})(?!\w)"), _mask_number),
@@ -80,7 +108,7 @@ _RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...]
 
 
 def redact(text: str) -> str:
-    """Mask notify tokens, credentials, API tokens and all but the last 4 digits of numbers."""
+    """Mask notify tokens, credentials, API tokens, number parameters and numbers' digits."""
     for pattern, replacement in _RULES:
         text = pattern.sub(replacement, text)
     return text
@@ -254,5 +282,6 @@ class Logger(GunicornLogger):  # type: ignore[misc]  # gunicorn ships no type in
         for key in getattr(self, "masked_atoms", ()):
             value = atoms.get(key)
             if isinstance(value, str):
-                atoms[key] = redact(value)
+                # The query string atom comes without its "?": redact it as a query.
+                atoms[key] = redact(f"?{value}")[1:] if key == "q" else redact(value)
         return atoms

@@ -5,12 +5,22 @@ after migrating). Every value below can be changed through a GUNICORN_*
 variable; IVR_* variables configure the app itself (deploy/.env.example).
 """
 
+import ipaddress
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+# Loopback (or a unix socket) only: gunicorn must never be exposed without nginx in
+# front. A thread reads a request's headers and body as they trickle in, so a few
+# dozen slow clients would hold every thread (even /healthz would wait); nginx reads
+# whole requests first (deploy/nginx.conf, docs/OPERATIONS.md "Scaling out").
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+# Request limits, explicit: a request line of 4 KiB (the longest URL ivrdesk takes,
+# every filter and a cursor, is under 2 KiB), 50 header fields of at most 8 KiB each.
+limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", "4094"))
+limit_request_fields = int(os.environ.get("GUNICORN_LIMIT_REQUEST_FIELDS", "50"))
+limit_request_field_size = int(os.environ.get("GUNICORN_LIMIT_REQUEST_FIELD_SIZE", "8190"))
 # 2 cores: 2 processes x 4 threads. Requests mostly wait on the database or on
 # Infobip, so threads are cheap; add workers with cores.
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
@@ -55,11 +65,40 @@ if _created_metrics_dir:
 METRICS_DIR = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
 
+def exposed_addresses(addresses):
+    """Return the bind addresses that are neither loopback nor a unix socket."""
+    exposed = []
+    for address in addresses:
+        if address.startswith(("unix:", "fd://")):
+            continue
+        host = address.rsplit(":", 1)[0].strip("[]") if ":" in address else address
+        if host != "localhost" and not _is_loopback(host):
+            exposed.append(address)
+    return exposed
+
+
+def _is_loopback(host):
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def on_starting(server):
     """Start from empty metrics: files left by an earlier run would be counted again."""
     METRICS_DIR.mkdir(parents=True, exist_ok=True)
     for stale in METRICS_DIR.glob("*.db"):
         stale.unlink()
+
+
+def when_ready(server):
+    """Warn, once listening, about every address beyond loopback."""
+    for address in exposed_addresses(server.cfg.bind):
+        server.log.warning(
+            "gunicorn listens on %s: never expose it without nginx in front "
+            "(docs/OPERATIONS.md, Scaling out)",
+            address,
+        )
 
 
 def post_fork(server, worker):

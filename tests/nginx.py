@@ -3,7 +3,8 @@
 The site file is the shipped one with only what a test host needs changed:
 the upstream servers, the listen addresses (free loopback ports: the port-80
 server keeps its redirect, the TLS server gets a throwaway certificate made
-with openssl), and log paths under the scratch directory. Everything else —
+with openssl), the served name (127.0.0.1; other names get the default servers'
+444) and log paths under the scratch directory. Everything else —
 the proxy_set_header lines, body limits, timeouts, locations — is used as
 shipped. nginx runs in the foreground (`daemon off`) in its own process group;
 as root its workers stay root, so they can use the scratch directory.
@@ -121,6 +122,12 @@ def site_config(
         (r"(?m)^\s*listen \[::\]:\d+[^\n]*\n", ""),  # loopback IPv4 only
         (r"listen 80;", f"listen 127.0.0.1:{http_port};"),
         (r"listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;"),
+        (r"listen 80 default_server;", f"listen 127.0.0.1:{http_port} default_server;"),
+        (r"listen 443 ssl default_server;", f"listen 127.0.0.1:{https_port} ssl default_server;"),
+        # The host name an operator puts in; clients ask for 127.0.0.1 (no TLS SNI, so the
+        # default server needs a certificate to reach its 444).
+        (r"server_name ivr\.example\.org;", "server_name 127.0.0.1;"),
+        (r"ssl_reject_handshake on;", f"ssl_certificate {cert};\n    ssl_certificate_key {key};"),
         (r"ssl_certificate +\S+;", f"ssl_certificate {cert};"),
         (r"ssl_certificate_key +\S+;", f"ssl_certificate_key {key};"),
         (r"/var/log/nginx/", f"{scratch}/logs/"),

@@ -44,8 +44,10 @@ def test_load_settings_reads_every_variable() -> None:
             "IVR_NOTIFY_ALLOW_CIDRS": "193.105.74.0/24, 62.140.31.0/24",
             "IVR_LOG_FORMAT": "text",
             "IVR_METRICS_TOKEN": "metrics",
+            "IVR_ALLOWED_HOSTS": "IVR.example.org, .example.net",
         }
     )
+    assert settings.allowed_hosts == ("ivr.example.org", ".example.net")
     assert settings.infobip_base_url == "https://xyz.api.infobip.com"
     assert settings.notify_tokens == ("first-token-0123456789", "second-token-0123456789")
     assert settings.notify_url == "https://ivr.example.org/notify/ivr/first-token-0123456789"
@@ -73,6 +75,8 @@ def test_load_settings_reads_every_variable() -> None:
         ("IVR_NOTIFY_ALLOW_CIDRS", "10.0.0.0/33", "IVR_NOTIFY_ALLOW_CIDRS holds"),
         ("IVR_NOTIFY_TOKENS", "short", "IVR_NOTIFY_TOKENS: every token"),
         ("IVR_SECRET_KEY", "short", "IVR_SECRET_KEY must be at least"),
+        ("IVR_ALLOWED_HOSTS", "https://ivr.example.org", "IVR_ALLOWED_HOSTS holds"),
+        ("IVR_ALLOWED_HOSTS", "ivr.example.org:443", "IVR_ALLOWED_HOSTS holds"),
     ],
 )
 def test_load_settings_names_the_malformed_variable(

@@ -6,8 +6,10 @@ import base64
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +20,7 @@ from app.config import Settings
 from app.logs import redact
 from app.simulator.server import ReportPlan, Simulator, SimulatorServer
 from tests.conftest import DATA, NOTIFY_TOKEN, make_token, serve
+from tests.servers import gunicorn
 
 FIRST = "0f6c1d52-3b1e-4d55-9a34-2c1b7d9e0a11"
 USERNAME = "ivr-user"
@@ -40,6 +43,18 @@ TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [A-Z]+ \S+ \[[A
         ("to=+41793026727,", "to=+*******6727,"),
         ("+385 91 234 5678", "+*** ** *** 5678"),
         ("postgresql://ivr:s3cret@db/ivr", "postgresql://ivr:***@db/ivr"),
+        # A number in a query parameter: the whole value, whatever its shape.
+        ("GET /api/v1/calls?to=41-79-302-67-90 HTTP/1.1", "GET /api/v1/calls?to=*** HTTP/1.1"),
+        ("/api/v1/calls?limit=5&to=%2B41+79+302+67+90&x=1", "/api/v1/calls?limit=5&to=***&x=1"),
+        ("/admin/calls?to=41.79.302.67.90", "/admin/calls?to=***"),
+        ("/admin/calls?to=(079)%20302", "/admin/calls?to=***"),
+        ("/x?t%6F=12&q=44", "/x?t%6F=***&q=***"),
+        ("/x?callbackData=079.302.67.90&limit=5", "/x?callbackData=***&limit=5"),
+        ("/admin/login?next=%2Fadmin%2Fcalls%3Fto%3D12", "/admin/login?next=***"),
+        (
+            "/api/v1/calls?limit=5&cursor=MTIz&outcome=busy",
+            "/api/v1/calls?limit=5&cursor=MTIz&outcome=busy",
+        ),
         # Left alone: short numbers, ids with letters, long ids, times.
         ("batch 12 of 123456", "batch 12 of 123456"),
         ("id 0f6c1d52-3b1e-4d55-9a34-2c1b7d9e0a11", "id 0f6c1d52-3b1e-4d55-9a34-2c1b7d9e0a11"),
@@ -168,3 +183,37 @@ def test_launch_report_lookup_cycle_logs_no_secret(
         starts = [line for line in lines if TEXT_LINE.match(line)]
         assert len(starts) > len(lines) / 2
         assert any("app.launch.submission [" in line and " [-] " not in line for line in starts)
+
+
+FORMATTED = ("41-79-302-67-90", "%2B41+79+302+67+90", "41.79.302.67.90", "(079)%20302%2067%2090")
+ACCESS_FORMATS = {
+    "shipped": None,
+    "with the query atom": '%(h)s "%(r)s" %(s)s U=%(U)s q=%(q)s %({x-request-id}o)s',
+}
+
+
+@pytest.mark.parametrize("access_format", ACCESS_FORMATS)
+def test_gunicorn_access_log_masks_numbers_of_any_shape(
+    access_format: str, database_url: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "gunicorn.log"
+    env = {"IVR_DATABASE_URL": database_url, "IVR_LOG_FORMAT": "text"}
+    if ACCESS_FORMATS[access_format]:
+        env["GUNICORN_ACCESS_LOG_FORMAT"] = ACCESS_FORMATS[access_format]
+    with gunicorn(env, workers=1, log=log) as url, httpx.Client(base_url=url) as client:
+        for number in FORMATTED:
+            assert client.get(f"/api/v1/calls?limit=5&to={number}").status_code == 401
+            assert client.get(f"/admin/calls?to={number}").status_code == 302
+            # The login page's `next` carries the search, number included (encoded once more).
+            assert client.get(f"/admin/calls?to={number}", follow_redirects=True).status_code
+        assert client.get("/healthz", headers={"X-Request-ID": "last-of-the-numbers"})
+        deadline = time.monotonic() + 10
+        while "last-of-the-numbers" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    output = log.read_text()
+    for digits in ("79-302", "79+302", "79.302", "302%20", "67-90", "67+90", "67.90", "%2090"):
+        assert digits not in output, output
+    assert "GET /api/v1/calls?limit=5&to=*** HTTP/1.1" in output
+    assert "GET /admin/login?next=*** HTTP/1.1" in output
+    if access_format != "shipped":
+        assert "q=limit=5&to=*** " in output

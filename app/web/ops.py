@@ -62,10 +62,13 @@ def readyz() -> tuple[Response, int, dict[str, str]]:
 
 
 def _check_metrics_token() -> None:
-    """Demand `Authorization: Bearer <IVR_METRICS_TOKEN>` when the token is set."""
-    expected = app_state().settings.metrics_token
+    """Demand `Authorization: Bearer <IVR_METRICS_TOKEN>`; without one, serve development only."""
+    settings = app_state().settings
+    expected = settings.metrics_token
     if expected is None:
-        return
+        if settings.development:
+            return
+        raise ApiError(403, "forbidden", "/metrics needs IVR_METRICS_TOKEN in production")
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         presented.strip().encode(), expected.encode()

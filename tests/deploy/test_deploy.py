@@ -10,11 +10,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from app.config import ConfigError, load_settings
 from app.web.api import MAX_LAUNCH_BYTES
-from tests.servers import ROOT, clean_environment
+from tests.servers import ROOT, clean_environment, gunicorn
 
 DEPLOY = ROOT / "deploy"
 MIB = 1024 * 1024
@@ -58,13 +59,17 @@ def test_gunicorn_defaults_suit_a_two_core_host(
     assert (conf["workers"], conf["threads"], conf["worker_class"]) == (2, 4, "gthread")
     assert conf["timeout"] == 120
     assert conf["graceful_timeout"] == 30
+    assert conf["keepalive"] == 75
+    assert conf["limit_request_line"] == 4094
+    assert conf["limit_request_fields"] == 50
+    assert conf["limit_request_field_size"] == 8190
     assert (conf["max_requests"], conf["max_requests_jitter"]) == (10000, 1000)
     assert (conf["accesslog"], conf["errorlog"]) == ("-", "-")
     assert conf["logger_class"] == "app.logs.Logger"
     assert conf["preload_app"] is False
     assert conf["control_socket_disable"] is True
     assert "%({x-request-id}o)s" in conf["access_log_format"]
-    for hook in ("on_starting", "post_fork", "child_exit", "on_exit"):
+    for hook in ("on_starting", "when_ready", "post_fork", "child_exit", "on_exit"):
         assert callable(conf[hook])
 
 
@@ -83,6 +88,46 @@ def test_gunicorn_settings_follow_the_environment(
     assert (conf["bind"], conf["workers"], conf["threads"]) == ("0.0.0.0:9000", 5, 8)
     assert conf["timeout"] == 300
     assert conf["preload_app"] is True
+
+
+def test_gunicorn_warns_about_any_bind_beyond_loopback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    exposed = gunicorn_settings(monkeypatch, tmp_path)["exposed_addresses"]
+    private = ["127.0.0.1:8000", "[::1]:8000", "localhost:8000", "unix:/run/ivrdesk/g.sock"]
+    assert exposed(private) == []
+    public = ["0.0.0.0:8000", "10.0.0.11:8000", "[::]:8000", "ivr.example.org:8000"]
+    assert exposed(public) == public
+
+
+def test_gunicorn_refuses_oversized_request_heads(database_url: str) -> None:
+    with gunicorn({"IVR_DATABASE_URL": database_url}, workers=1) as url:
+        many = {f"X-Filler-{n}": "x" for n in range(60)}
+        long_line = httpx.get(f"{url}/healthz?pad={'x' * 4100}")
+        big_field = httpx.get(f"{url}/healthz", headers={"X-Filler": "x" * 8200})
+        statuses = [
+            httpx.get(f"{url}/healthz", headers=many).status_code,
+            long_line.status_code,
+            big_field.status_code,
+        ]
+        assert statuses == [431, 414, 431], statuses
+        usual = {f"X-Filler-{n}": "x" * 100 for n in range(30)}
+        assert httpx.get(f"{url}/healthz", headers=usual).status_code == 200
+
+
+def test_shipped_configs_keep_gunicorn_on_loopback() -> None:
+    service = (DEPLOY / "ivrdesk.service").read_text()
+    # The unit keeps the loopback default of gunicorn.conf.py.
+    assert not re.search(r"(?m)^Environment=.*GUNICORN_BIND", service)
+    assert "# GUNICORN_BIND=127.0.0.1:8000" in (DEPLOY / ".env.example").read_text()
+    operations = (ROOT / "docs" / "OPERATIONS.md").read_text()
+    binds = re.findall(r"GUNICORN_BIND=(\S+?)[`\s]", operations)
+    assert binds
+    assert all(b.startswith(("127.0.0.1:", "unix:")) for b in binds), binds
+    assert "-p 127.0.0.1:8000:8000" in (DEPLOY / "Dockerfile").read_text()
+    assert re.findall(r"^\s*server (\S+) max_fails", (DEPLOY / "nginx.conf").read_text(), re.M) == [
+        "127.0.0.1:8000"
+    ]
 
 
 def test_gunicorn_start_clears_stale_metrics(
@@ -139,10 +184,19 @@ def test_nginx_site_proxies_with_the_right_limits_and_headers() -> None:
     assert "location /notify/ivr/ {" in site
     assert "ssl_certificate " in site
     # Every access_log uses the format that masks the notify token.
-    assert re.findall(r"access_log (\S+)", site) == ["/var/log/nginx/ivrdesk-access.log"] * 2 + [
+    assert re.findall(r"access_log (\S+)", site) == ["/var/log/nginx/ivrdesk-access.log"] * 4 + [
         "off;"
     ]
     assert "${notify}***${rest}" in site
+    # Unknown host names never reach ivrdesk: separate default servers close the connection.
+    defaults = [block for block in site.split("server {")[1:] if "default_server" in block]
+    assert len(defaults) == 2
+    for block in defaults:
+        assert "server_name _;" in block
+        assert "return 444;" in block
+        assert "proxy_pass" not in block
+    assert "ssl_reject_handshake on;" in defaults[1]
+    assert site.count("server_name ivr.example.org;") == 2
 
 
 def test_dockerfile_runs_the_release_step_as_a_user_with_a_healthcheck() -> None:

@@ -17,7 +17,7 @@ from app.db import utcnow
 from app.launch.request import LaunchValidationError, parse_launch
 from app.openapi.document import build_document
 from app.simulator.server import Simulator
-from tests.conftest import NOTIFY_TOKEN, LiveServer
+from tests.conftest import NOTIFY_TOKEN, LiveServer, state
 from tests.launch.test_launch import flat_body
 from tests.reports.test_reports import FIRST, STRANGER, launch_seed, sample
 
@@ -77,7 +77,8 @@ def test_openapi_document_is_valid_public_and_names_this_server(live: LiveServer
     document = response.json()
     validate(document)
     assert document["openapi"].startswith("3.1")
-    assert document["servers"] == [{"url": live.url}]
+    # IVR_PUBLIC_URL, never the request's Host (tests/web/test_hosts.py).
+    assert document["servers"] == [{"url": state(live.app).settings.public_url}]
     schemes = document["components"]["securitySchemes"]
     assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
     assert schemes["app"]["type"] == "apiKey"

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -213,6 +214,33 @@ def test_metrics_token_is_required_when_set(settings: Settings, make_app: object
         assert refused.status_code == 401
         assert refused.json()["error"]["code"] == "unauthorized"
         assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+    assert right.status_code == 200
+    assert "ivrdesk_http_requests_total" in right.text
+
+
+def test_metrics_in_production_need_the_token(
+    settings: Settings, make_app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    closed = serve(make_app(settings, env="production"))
+    token = serve(make_app(settings, env="production", metrics_token=METRICS_TOKEN))
+    try:
+        refused = httpx.get(f"{closed.url}/metrics")
+        missing = httpx.get(f"{token.url}/metrics")
+        right = httpx.get(
+            f"{token.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+    finally:
+        closed.stop()
+        token.stop()
+    assert refused.status_code == 403
+    assert refused.json()["error"] == {
+        "code": "forbidden",
+        "message": "/metrics needs IVR_METRICS_TOKEN in production",
+        "details": [],
+    }
+    assert "ivrdesk_http" not in refused.text
+    assert "IVR_METRICS_TOKEN is not set: /metrics answers 403 in production" in caplog.text
+    assert missing.status_code == 401
     assert right.status_code == 200
     assert "ivrdesk_http_requests_total" in right.text
 
