@@ -27,6 +27,7 @@ SERVER = "the fake Infobip is an HTTP server of its own"
 WERKZEUG_USES: dict[str, tuple[tuple[str, ...], str]] = {
     "accounts/tokens.py": (("werkzeug.security",), "password hashing, no request involved"),
     "simulator/faults.py": (("werkzeug.wrappers",), SERVER),
+    "simulator/logs.py": (("werkzeug.wrappers",), SERVER),
     "simulator/server.py": (("werkzeug.serving", "werkzeug.wrappers"), SERVER),
 }
 MAX_LINES = 400
