@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
-from flask import Flask
+from flask import Flask, current_app
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Settings, load_settings, warn_about
 from app.db import make_engine, make_read_session_factory, make_session_factory
 from app.logs import configure_logging
-from app.middleware import RequestScope
 
-__all__ = ["create_app"]
+__all__ = ["app_state", "create_app"]
+
+if TYPE_CHECKING:
+    from app.services import AppState
 
 
 def _secret_key(settings: Settings) -> str:
@@ -33,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app: settings, database, web layer and CLI commands."""
     from app import cli, web
     from app.services import AppState
+    from app.web.middleware import RequestScope
     from app.web.ops import endpoint_namer
 
     settings = settings or load_settings()
@@ -65,3 +69,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.wsgi_app = RequestScope(app.wsgi_app, endpoint_namer(app))  # type: ignore[method-assign]
     cli.init_app(app)
     return app
+
+
+def app_state() -> AppState:
+    """Return the current app's state."""
+    return cast("AppState", current_app.extensions["ivrdesk"])

@@ -38,7 +38,7 @@ _NOT_EXTRA = frozenset(_RESERVED) | {"message", "asctime", "request_id"}
 # Atoms that gunicorn fills with numbers or times: nothing to mask, and their digits must stay.
 NUMERIC_ATOMS = frozenset({"t", "s", "b", "B", "T", "D", "M", "L", "p"})
 _ATOM = re.compile(r"%\(([^)]+)\)")
-# Set by app.middleware.RequestScope for the time of one request (each thread has its own).
+# Set by app.web.middleware.RequestScope for the time of one request (each thread has its own).
 _REQUEST_ID: ContextVar[str] = ContextVar("ivrdesk_request_id", default=NO_REQUEST)
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, func, select, text
 
 from app.infobip.client import FailureKind, ProviderError
 from app.models import Call, SubmitState
-from app.reports.record import APPLIED, DUPLICATE, INVALID, NOT_APPLIED, UNMATCHED
+from app.reports.events import APPLIED, DUPLICATE, INVALID, NOT_APPLIED, UNMATCHED
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,11 @@
-"""What the web layer shares per app: settings, sessions, the Infobip submitter."""
+"""What the web layer and the CLI share per app: settings, sessions, the Infobip submitter."""
 
 from __future__ import annotations
 
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import cast
 
-from flask import current_app, g, request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -59,37 +57,3 @@ class AppState:
         if self._client is not None:
             self._client.close()
         self.engine.dispose()
-
-
-def app_state() -> AppState:
-    """Return the current app's state."""
-    return cast(AppState, current_app.extensions["ivrdesk"])
-
-
-# Requests that only read: no view answering them writes (an API token's last use is
-# written in a session of its own, app.web.auth).
-READ_METHODS = frozenset({"GET", "HEAD"})
-
-
-def request_only_reads() -> bool:
-    """Say whether this request's session is a reading one (see db_session)."""
-    return request.method in READ_METHODS
-
-
-def db_session() -> Session:
-    """Return this request's session, opened on first use and closed at teardown.
-
-    GET and HEAD requests get a reading session (app.db.make_read_session_factory):
-    autocommitted on PostgreSQL, without the write lock on SQLite.
-    """
-    if "db_session" not in g:
-        state = app_state()
-        g.db_session = (state.read_sessions if request_only_reads() else state.sessions)()
-    return cast(Session, g.db_session)
-
-
-def close_db_session(_exc: BaseException | None = None) -> None:
-    """Close (and so roll back anything uncommitted in) this request's session."""
-    session = g.pop("db_session", None)
-    if session is not None:
-        session.close()

@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/explain_lookups.py (its output is the body of docs/QUERY_PLANS.md)
 It captures the statements the real lookup functions run, through SQLAlchemy or as
-app.pg.PgStatement on psycopg's raw cursor, and explains each one.
+app.db.PgStatement on psycopg's raw cursor, and explains each one.
 """
 
 # ruff: noqa: E501  (seed SQL is long and literal)
@@ -14,7 +14,7 @@ import psycopg
 from sqlalchemy import Connection, create_engine, event, text
 from sqlalchemy.orm import Session
 
-from app.db import make_engine, make_session_factory
+from app.db import PgStatement, make_engine, make_session_factory
 from app.lookups.lists import (
     find_calls,
     find_campaigns,
@@ -25,7 +25,6 @@ from app.lookups.lists import (
 from app.lookups.reporting import campaign_summary
 from app.lookups.resources import get_call_detail, get_campaign_detail
 from app.migrate import upgrade
-from app.pg import PgStatement
 
 admin = create_engine("postgresql+psycopg://postgres@127.0.0.1/test", isolation_level="AUTOCOMMIT")
 with admin.connect() as c:

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from app.logs import install_record_factory, request_id
-from app.middleware import RequestScope
+from app.web.middleware import RequestScope
 from tests.conftest import NOTIFY_TOKEN, LiveServer, serve
 from tests.reports.test_reports import FIRST, launch_seed, report
 

@@ -14,8 +14,8 @@ from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app.db import select_rows
 from app.models import ApiToken, Role, User
-from app.pg import select_rows
 
 TOKEN_PREFIX = "ivr_"  # noqa: S105  (a visible prefix, not a secret)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,99}$")

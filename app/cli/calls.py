@@ -9,12 +9,12 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
+from app import app_state
 from app.cli.tables import LIMIT, field_lines, format_table, named, time_cell
 from app.db import utcnow
 from app.launch.campaigns import NotFound
 from app.lookups.resources import get_call_detail
 from app.lookups.stuck import find_stuck_calls
-from app.services import app_state
 
 
 @click.group("calls")

@@ -7,6 +7,7 @@ import sys
 import click
 from flask.cli import with_appcontext
 
+from app import app_state
 from app.cli.launch import PARALLEL, send_with_progress, summary
 from app.cli.tables import LIMIT, field_lines, format_table, money, time_cell
 from app.db import utcnow
@@ -15,7 +16,6 @@ from app.launch.campaigns import NotFound, get_campaign, prepare_resubmission
 from app.launch.submission import claim_timeout, queued_batches
 from app.lookups.lists import find_campaigns
 from app.lookups.resources import campaign_resource
-from app.services import app_state
 
 
 @click.group("campaigns")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
+from app import app_state
 from app.migrate import upgrade
-from app.services import app_state
 
 
 @click.group("db")

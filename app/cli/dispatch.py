@@ -8,8 +8,8 @@ import threading
 import click
 from flask.cli import with_appcontext
 
+from app import app_state
 from app.launch.dispatch import run_dispatcher
-from app.services import app_state
 
 
 @click.command("dispatch")

@@ -11,6 +11,7 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
+from app import app_state
 from app.db import utcnow
 from app.launch.answer import launch_status_code
 from app.launch.campaigns import LaunchConflict, fingerprint, launch_campaign, send_batches
@@ -18,7 +19,6 @@ from app.launch.csv import CsvLaunchError, read_csv_launch
 from app.launch.request import LaunchValidationError, parse_launch
 from app.launch.submission import Submitter
 from app.models import Campaign
-from app.services import app_state
 
 
 def _launch(body: Any, parallel: int) -> int:

@@ -7,11 +7,11 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
+from app import app_state
 from app.infobip.client import ProviderError
 from app.models import InboundReport
 from app.reports.parse import ReportParseError
 from app.reports.replay import replay_inbound, store_pulled
-from app.services import app_state
 
 PULL_LIMIT = 1000
 MAX_PULLS = 10_000  # a safety stop: 10 million reports in one run

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
+from app import app_state
 from app.accounts.tokens import AccountError, create_token
 from app.db import utcnow
-from app.services import app_state
 
 
 @click.group("tokens")

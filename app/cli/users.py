@@ -7,6 +7,7 @@ import sys
 import click
 from flask.cli import with_appcontext
 
+from app import app_state
 from app.accounts.tokens import (
     AccountError,
     change_password,
@@ -16,7 +17,6 @@ from app.accounts.tokens import (
 )
 from app.cli.tables import format_table
 from app.db import utcnow
-from app.services import app_state
 
 
 @click.group("users")

@@ -9,10 +9,10 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from app.db import has_nul, has_surrogate
 from app.infobip.limits import MAX_DESTINATIONS_PER_MESSAGE, MAX_RETRY_COUNT, MAX_VALIDITY_PERIOD
 from app.infobip.numbers import normalise_number
 from app.launch.fields import FlatLaunch, LaunchEnvelope, MessageFields, id_problem
-from app.text import has_nul, has_surrogate
 
 __all__ = [
     "Clamp",

@@ -33,8 +33,8 @@ from app.infobip.codes import (
 )
 from app.launch.body import build_launch_body
 from app.models import Batch, BatchState, Call, Campaign, EventSource, SubmitState
-from app.reports.events import EVENT_COLUMNS, Candidate
-from app.reports.record import ALREADY_ACCEPTED, record
+from app.reports.events import ALREADY_ACCEPTED, EVENT_COLUMNS, Candidate
+from app.reports.record import record
 
 log = logging.getLogger(__name__)
 

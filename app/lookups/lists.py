@@ -15,14 +15,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select, tuple_
 from sqlalchemy.orm import Session
 
+from app.db import has_nul
 from app.infobip.codes import GROUP_NAMES, Outcome
 from app.infobip.numbers import normalise_number
 from app.launch.campaigns import get_campaign
 from app.lookups.paging import InvalidQuery, Page, decode_cursor, make_page
 from app.lookups.resources import call_resource, campaign_resources, iso, status_fields
 from app.models import Call, CallEvent, Campaign
-from app.reports.record import UNMATCHED
-from app.text import has_nul
+from app.reports.events import UNMATCHED
 
 CALLS = "calls"
 CAMPAIGN_CALLS = "campaign-calls"

@@ -13,18 +13,18 @@ from typing import Any
 from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from app.db import select_rows
 from app.infobip.codes import GROUP_NAMES
 from app.launch.campaigns import NotFound, get_campaign
 from app.launch.fields import id_problem
 from app.models import Call, CallEvent, Campaign
-from app.pg import select_rows
 
 
 def iso(moment: datetime | None) -> str | None:
     """Format an aware datetime as ISO 8601 in UTC with milliseconds."""
     if moment is None:
         return None
-    if moment.utcoffset():  # (rows read through app.pg come in the server's time zone)
+    if moment.utcoffset():  # (rows read through app.db come in the server's time zone)
         moment = moment.astimezone(UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -184,7 +184,7 @@ def get_call_detail(session: Session, message_id: str) -> dict[str, Any]:
     """Return a call with its whole history, oldest first; raise NotFound."""
     if id_problem(message_id) is not None:  # no call can have it; don't ask the database
         raise NotFound(f"no call has messageId {message_id!r}")
-    # One statement, as plain rows (not the ORM: app.pg.select_rows).
+    # One statement, as plain rows (not the ORM: app.db.select_rows).
     rows = select_rows(session.connection(), _call_detail_query, {"message_id": message_id})
     if not rows:
         raise NotFound(f"no call has messageId {message_id!r}")

@@ -14,10 +14,19 @@ from typing import Any
 
 from sqlalchemy import Integer, Numeric, String
 
+from app.db import has_nul, has_surrogate, has_unstorable_character
 from app.infobip.codes import Error, Status, derive_outcome, is_final
 from app.models import STATUS_COLUMNS, CallEvent, EventSource
 from app.reports.items import DeliveryReport
-from app.text import has_nul, has_surrogate, has_unstorable_character
+
+# What became of a candidate (the notify answer's `result`), and the reasons of the
+# recording path itself; the precedence's own reasons are app.infobip.codes'.
+APPLIED = "applied"
+NOT_APPLIED = "not_applied"
+DUPLICATE = "duplicate"
+UNMATCHED = "unmatched"
+INVALID = "invalid"
+ALREADY_ACCEPTED = "already_accepted"  # a submit answer of status 23: Infobip had the call
 
 
 @dataclass
@@ -175,7 +184,7 @@ def unstorable_value(values: dict[str, Any], *, text_checked: bool = False) -> s
     """Name a value its column cannot hold (SQLite would store it, PostgreSQL refuses).
 
     text_checked: the caller knows that no text holds a NUL or a lone surrogate
-    (app.text.json_may_hold_unstorable said so of the whole body); only lengths and
+    (app.db.json_may_hold_unstorable said so of the whole body); only lengths and
     ranges are checked then.
     """
     if not text_checked and has_unstorable_character(

@@ -10,9 +10,8 @@ from sqlalchemy import bindparam, insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
-from app.db import utcnow
+from app.db import select_rows, utcnow
 from app.models import InboundReport
-from app.pg import select_rows
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class Inbound:
 def store_inbound(session: Session, inbound: Inbound) -> int:
     """Keep the raw body (one INSERT); return its id.
 
-    On PostgreSQL the INSERT runs as a PgStatement (app.pg.select_rows): its cost per
+    On PostgreSQL the INSERT runs as a PgStatement (app.db.select_rows): its cost per
     statement is a fraction of Session.execute's.
     """
     values = {

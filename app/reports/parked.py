@@ -16,8 +16,8 @@ from sqlalchemy import Table, delete, exists, select
 from sqlalchemy.orm import Session
 
 from app.models import Call, CallEvent, Campaign
-from app.reports.events import stored_candidate
-from app.reports.record import APPLIED, NOT_APPLIED, UNMATCHED, record
+from app.reports.events import APPLIED, NOT_APPLIED, UNMATCHED, stored_candidate
+from app.reports.record import record
 
 _EVENTS = cast(Table, CallEvent.__table__)
 

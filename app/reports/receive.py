@@ -9,12 +9,12 @@ from __future__ import annotations
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
+from app.db import json_may_hold_unstorable
 from app.reports.events import report_candidate
 from app.reports.inbound import Inbound
 from app.reports.items import DeliveryReport, InvalidItem, ParsedItem
 from app.reports.parse import media_type, utf8_charset
 from app.reports.record import ItemResult, invalid_results, record
-from app.text import json_may_hold_unstorable
 
 
 def record_post(

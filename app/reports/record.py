@@ -22,18 +22,23 @@ from sqlalchemy.orm import Session
 from app.db import utcnow
 from app.infobip.codes import submit_outcome, supersedes
 from app.reports import store_pg, store_sqlite
-from app.reports.events import CallState, CallUpdate, Candidate, Decision, unstorable_value
+from app.reports.events import (
+    APPLIED,
+    DUPLICATE,
+    INVALID,
+    NOT_APPLIED,
+    UNMATCHED,
+    CallState,
+    CallUpdate,
+    Candidate,
+    Decision,
+    unstorable_value,
+)
 from app.reports.inbound import Inbound, store_inbound
 from app.reports.items import InvalidItem
 
 log = logging.getLogger(__name__)
 
-APPLIED = "applied"
-NOT_APPLIED = "not_applied"
-DUPLICATE = "duplicate"
-UNMATCHED = "unmatched"
-INVALID = "invalid"
-ALREADY_ACCEPTED = "already_accepted"  # a submit answer of status 23: Infobip had the call
 UNMATCHED_REASON = "no call has this messageId"
 
 

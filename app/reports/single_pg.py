@@ -5,7 +5,7 @@ repeat of one) are one statement of data-modifying CTEs: one round trip, and no
 transaction of its own in autocommit mode (the notify lane). The call's row is locked
 first; the UPDATE's condition and the reason the status did not move are generated
 from app.infobip.codes.PRECEDENCE, the table supersedes() reads. The statement is
-compiled once and run on the driver's own connection (app.pg.PgStatement).
+compiled once and run on the driver's own connection (app.db.PgStatement).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 
+from app.db import PgStatement
 from app.infobip.codes import LATE, LATER_WINS, PRECEDENCE
 from app.models import STATUS_COLUMNS, Call, CallEvent, InboundReport
-from app.pg import PgStatement
-from app.reports.events import Candidate, Decision
+from app.reports.events import UNMATCHED, Candidate, Decision
 from app.reports.inbound import Inbound
 
 _CALLS = cast(Table, Call.__table__)
@@ -68,7 +68,7 @@ def _precedence(final: bool, timed: bool) -> Any:
 
 
 def _kept_reasons(final: bool, current_final: Any) -> list[tuple[Any, Any]]:
-    """PRECEDENCE's fixed reasons (after_final) as CASE branches on the call's finality."""
+    """PRECEDENCE's fixed reasons as CASE branches on the call's finality."""
     return [
         (current_final.is_(is_final), rule)
         for is_final in (False, True)
@@ -119,7 +119,7 @@ def _statement(final: bool, timed: bool) -> Select[Any]:
     # Why the status did not move, from the locked row as it was (supersedes()).
     whens: list[tuple[Any, Any]] = [
         (was_moved, null()),
-        (~exists(select(locked.c.id)), "unmatched"),
+        (~exists(select(locked.c.id)), UNMATCHED),
     ]
     lone = select(locked.c.status_final).scalar_subquery()
     whens += _kept_reasons(final, lone)

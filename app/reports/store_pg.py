@@ -5,7 +5,7 @@ locked with `= ANY(array)`; the events, the status moves and the duplicate count
 each travel as one JSON array of rows (each row an array of values in column order),
 which the statement unpacks with jsonb_array_elements, so the server parses and plans
 each statement once (psycopg prepares them) whatever the number of rows. Each is
-compiled once and run as an app.pg.PgStatement. Values keep
+compiled once and run as an app.db.PgStatement. Values keep
 their meaning through JSON: datetimes as ISO text with their offset (timestamptz),
 Decimals as text (numeric), JSON columns as their own JSON text, so that they are
 stored exactly as SQLAlchemy stores them (`null` included).
@@ -52,8 +52,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.types import TypeEngine
 
+from app.db import PgStatement, array_literal, compiled
 from app.models import STATUS_COLUMNS, Call, CallEvent
-from app.pg import PgStatement, array_literal, compiled
 from app.reports import single_pg
 from app.reports.events import CallState, CallUpdate, Candidate, Decision
 from app.reports.inbound import Inbound
@@ -114,7 +114,7 @@ def _rows(param: str, name: str, columns: Sequence[Column[Any]]) -> Any:
 
 
 def _array(name: str, kind: type[TypeEngine[Any]]) -> ColumnElement[Any]:
-    """An array bound as the text of its literal (app.pg.array_literal), cast on the server."""
+    """An array bound as the text of its literal (app.db.array_literal), cast on the server."""
     return sa.cast(bindparam(name, type_=Text), ARRAY(kind))
 
 
@@ -313,23 +313,18 @@ def update_calls(session: Session, updates: Sequence[CallUpdate], now: datetime)
     The winning report events are in call_events already (inserted just before, or
     stored under the same key), so their status travels as a key, not a second time.
     """
-    by_key = [u for u in updates if _by_key(u)]
-    moves = [(u.call_id, u.winner.key, u.winner.final) for u in by_key if u.winner and u.winner.key]
+    moves: list[tuple[int, str, bool]] = []
+    by_value: list[CallUpdate] = []
+    for change in updates:
+        winner = change.winner
+        if winner and winner.key and change.submit is None and change.outcome is None:
+            moves.append((change.call_id, winner.key, winner.final))  # a report's winner alone
+        else:
+            by_value.append(change)
     if moves:
         ids, keys, finals = (array_literal(values) for values in zip(*sorted(moves), strict=True))
         _run(session, _move_statement, {"ids": ids, "keys": keys, "finals": finals, "now": now})
-    write_values(session, [u for u in updates if not _by_key(u)], now)
-
-
-def _by_key(update: CallUpdate) -> bool:
-    """Say whether an update is a report's winner alone (moved by its event's key)."""
-    winner = update.winner
-    return (
-        winner is not None
-        and winner.key is not None
-        and update.submit is None
-        and (update.outcome is None)
-    )
+    write_values(session, by_value, now)
 
 
 def count_duplicates(session: Session, counts: dict[str, int]) -> None:

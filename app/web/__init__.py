@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.services import close_db_session
 from app.web import admin, api, docs, errors, notify, ops, security
+from app.web.session import close_db_session
 
 
 def init_app(app: Flask) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from app import app_state
 from app.db import utcnow
 from app.launch.answer import last_batch_errors, launch_answer
 from app.launch.campaigns import fingerprint, get_campaign, launch_campaign
@@ -23,9 +24,9 @@ from app.lookups.paging import InvalidQuery, page_args
 from app.lookups.reporting import export_filename, iter_campaign_csv
 from app.lookups.resources import get_call_detail, get_campaign_detail
 from app.models import Role
-from app.services import app_state, db_session
 from app.web.auth import require_token
 from app.web.errors import ApiError, error_body, error_response
+from app.web.session import db_session
 
 bp = Blueprint("api", __name__)
 

@@ -10,11 +10,12 @@ from typing import Any, TypeVar, cast
 from flask import g, request
 from sqlalchemy.orm import Session
 
+from app import app_state
 from app.accounts.tokens import LiveToken, find_token, note_token_use
 from app.db import utcnow
 from app.models import Role
-from app.services import app_state, db_session, request_only_reads
 from app.web.errors import ApiError
+from app.web.session import db_session, request_only_reads
 
 F = TypeVar("F", bound=Callable[..., Any])
 # last_used_at is written at most this often, so lookups do not each cost a commit.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
+from app import app_state
 from app.openapi.document import build_document
-from app.services import app_state
 
 bp = Blueprint("docs", __name__)
 

@@ -7,15 +7,15 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.exc import OperationalError
 
-from app import metrics
+from app import app_state, metrics
 from app.db import utcnow
 from app.reports.inbound import Inbound, store_inbound
 from app.reports.parse import ParsedItem, ReportParseError, TooManyResults, parse_report_body
 from app.reports.receive import record_post
 from app.reports.record import summarise
-from app.services import app_state, db_session
 from app.web.errors import ApiError
 from app.web.refusals import Refusal, content_length, refuse_report, refuse_token, too_large
+from app.web.session import db_session
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)

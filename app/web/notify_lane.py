@@ -7,7 +7,7 @@ app/web/notify.py does, but without Flask's request context and hooks; a single
 report is one autocommitted statement (app.reports.single_pg), without even a transaction
 of its own (together about a millisecond of CPU per report on the development
 machine, docs/PERFORMANCE.md). It answers exactly what the view would: the same
-JSON, nosniff, no-store (the request id and the request metrics come from app.middleware,
+JSON, nosniff, no-store (the request id and the request metrics come from app.web.middleware,
 around both). Anything else (another method or path, a wrong token or source,
 another media type or charset, no Content-Length,
 an oversize body or one that is not JSON with a results list, a single report with
@@ -29,7 +29,6 @@ from sqlalchemy.exc import DBAPIError
 
 from app import metrics
 from app.db import utcnow
-from app.middleware import ENDPOINT_KEY
 from app.reports.parse import (
     DeliveryReport,
     ParsedItem,
@@ -41,6 +40,7 @@ from app.reports.parse import (
 from app.reports.receive import record_post
 from app.reports.record import ItemResult, NeedsTransaction, summarise
 from app.services import AppState
+from app.web.middleware import ENDPOINT_KEY
 from app.web.refusals import content_length, refuse_report
 
 if TYPE_CHECKING:

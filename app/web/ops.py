@@ -12,11 +12,10 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy import Engine
 from werkzeug.exceptions import HTTPException
 
-from app import metrics
-from app.middleware import ENDPOINT_KEY
+from app import app_state, metrics
 from app.migrate import current_revision, head_revision
-from app.services import app_state
 from app.web.errors import ApiError, error_response
+from app.web.middleware import ENDPOINT_KEY
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment

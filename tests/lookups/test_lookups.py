@@ -569,7 +569,7 @@ def test_get_requests_read_without_a_transaction(app: Flask, live: LiveServer) -
 
     listed = httpx.get(f"{live.url}/api/v1/campaigns", headers=headers, timeout=30)
     assert listed.status_code == 200
-    # (the token check itself runs as an app.pg statement, which SQLAlchemy's events
+    # (the token check itself runs as an app.db statement, which SQLAlchemy's events
     # do not see; the campaign list is read through the session)
     assert ("UPDATE", False) in seen  # the token's first use, in a transaction of its own
     reads = [autocommit for verb, autocommit in seen if verb == "SELECT"]

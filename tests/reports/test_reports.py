@@ -12,9 +12,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select, update
 
+from app.db import json_may_hold_unstorable
 from app.models import Call, CallEvent, InboundReport
 from app.simulator.server import ReportPlan, Simulator
-from app.text import json_may_hold_unstorable
 from tests.conftest import DATA, NOTIFY_TOKEN, LiveServer, db, state
 
 FIRST = "0f6c1d52-3b1e-4d55-9a34-2c1b7d9e0a11"
@@ -321,7 +321,7 @@ def test_notify_end_to_end_with_duplicates_and_reordering(
 def test_notify_batch_binds_message_ids_that_need_quoting(
     http: httpx.Client, live: LiveServer, app: Flask, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # A batch binds its messageIds as one array literal (app.pg.array_literal). A launch
+    # A batch binds its messageIds as one array literal (app.db.array_literal). A launch
     # takes only letters, digits and . _ : - (the word NULL among them), but Infobip
     # may name a call anything: a call renamed in the database stands for one. Quotes,
     # backslashes, braces, commas and spaces must round-trip, both for a call found and
@@ -362,7 +362,7 @@ def test_notify_batch_refuses_only_the_result_with_unstorable_text(
     reason: str,
 ) -> None:
     # A UTF-8 JSON body without \u0000 or surrogate escapes skips the scan of every text
-    # (app.text.json_may_hold_unstorable); one with them is scanned value by value.
+    # (app.db.json_may_hold_unstorable); one with them is scanned value by value.
     launch_seed(http, also=("good-one", "bad-one"))
     body = json.dumps({"results": [
         report("good-one", 2, 97, "BUSY", "2036-04-02T07:00:10.000+0000"),

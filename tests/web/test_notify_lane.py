@@ -13,8 +13,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from app.config import Settings
-from app.middleware import RequestScope
 from app.models import Call, CallEvent, InboundReport
+from app.web.middleware import RequestScope
 from app.web.notify_lane import NotifyLane
 from app.web.ops import endpoint_namer
 from tests.conftest import NOTIFY_TOKEN, LiveServer, db, serve

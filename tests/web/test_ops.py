@@ -26,7 +26,8 @@ from app.config import ConfigError, Settings, load_settings
 from app.db import make_engine, utcnow
 from app.infobip.client import FailureKind, ProviderError
 from app.migrate import alembic_config, upgrade
-from app.reports.record import APPLIED, DUPLICATE, ItemResult
+from app.reports.events import APPLIED, DUPLICATE
+from app.reports.record import ItemResult
 from app.web.ops import migrations_head
 from tests.conftest import NOTIFY_TOKEN, POSTGRES_URL, Databases, LiveServer, serve, state
 from tests.launch.test_launch import flat_body

@@ -6,22 +6,24 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from app.infobip.codes import Outcome
+from app.infobip.codes import AFTER_FINAL, LATE, Outcome
+from app.reports.events import ALREADY_ACCEPTED, UNMATCHED
 
-# Names of the decoded IVR input fields (INFOBIP.md §4: voiceCall.ivr in v2, dtmfCodesAsJson in v1).
+# Names of the decoded IVR input fields (INFOBIP.md §4: voiceCall.ivr in v2; a v1
+# report's dtmfCodesAsJson is stored as collectedDtmfs).
 COLLECTED_LABELS = {
     "collectedDtmfs": "Keys pressed",
     "collectedMappedDtmfs": "Mapped keys",
     "spokenInput": "Spoken input",
     "matchedSpokenInput": "Matched spoken input",
-    "dtmfCodesAsJson": "Keys pressed",
 }
 OUTCOMES = tuple(outcome.value for outcome in Outcome)
-# Why an event did not change its call (app/status.py supersedes, app/calls.py UNMATCHED).
+# Why an event did not change its call (app.infobip.codes.PRECEDENCE, app.reports.record).
 REASONS = {
-    "after_final": "the call already had a final status",
-    "late": "not newer than the call's status",
-    "unmatched": "no call had this messageId yet",
+    AFTER_FINAL: "the call already had a final status",
+    LATE: "not newer than the call's status",
+    UNMATCHED: "no call had this messageId yet",
+    ALREADY_ACCEPTED: "Infobip already had this call (resubmission)",
 }
 STATUS_GROUPS = ("PENDING", "DELIVERED", "UNDELIVERABLE", "EXPIRED", "REJECTED")
 

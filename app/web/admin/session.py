@@ -20,7 +20,8 @@ from flask import Blueprint, Flask, request, session
 from flask_wtf.csrf import CSRFProtect
 
 from app.models import User
-from app.services import AppState, db_session
+from app.services import AppState
+from app.web.session import db_session
 
 SESSION_LIFETIME = timedelta(hours=12)
 _USER_ID = "user_id"

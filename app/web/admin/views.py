@@ -44,7 +44,6 @@ from app.lookups.lists import (
 from app.lookups.paging import InvalidQuery, page_args, read_limit
 from app.lookups.resources import get_call_detail, get_campaign_detail
 from app.lookups.search import MAX_SEARCH_TEXT, search_calls
-from app.services import db_session
 from app.web.admin.format import FILTERS, OUTCOMES, STATUS_GROUPS
 from app.web.admin.forms import MAX_FORM_BODY, URL_PREFIX, AdminFormRequest
 from app.web.admin.session import (
@@ -56,6 +55,7 @@ from app.web.admin.session import (
     start_session,
 )
 from app.web.api import csv_export_response
+from app.web.session import db_session
 
 log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix=URL_PREFIX)
