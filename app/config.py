@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from app.infobip.limits import MAX_DESTINATIONS_PER_MESSAGE
+from app.infobip.limits import LOGS_WINDOW_HOURS, MAX_DESTINATIONS_PER_MESSAGE
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/ivrdesk.sqlite3"
 MIB = 1024 * 1024
+DAY_SECONDS = 86_400
+LOGS_WINDOW_MINUTES = LOGS_WINDOW_HOURS * 60  # Infobip's logs forget a call after 48 hours
 # A host name of IVR_ALLOWED_HOSTS; a leading dot also allows every subdomain.
 _HOST_NAME = re.compile(r"\.?[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
 # Secret keys copied from examples (deploy/.env.example) are refused outside development.
@@ -52,6 +54,10 @@ class Settings:
     log_format: str = "json"
     metrics_token: str | None = None
     allowed_hosts: tuple[str, ...] = ()
+    reports_mode: str = "push"
+    pull_interval: float = 30.0
+    reconcile_interval: float = 600.0
+    reconcile_after_minutes: float = 30.0
     instance_path: Path = field(default_factory=lambda: Path("instance"))
 
     @property
@@ -60,13 +66,23 @@ class Settings:
         return self.env == "development"
 
     @property
+    def pull_mode(self) -> bool:
+        """Say whether reports are pulled (no notifyUrl is sent) rather than posted to us."""
+        return self.reports_mode == "pull"
+
+    @property
     def launch_missing(self) -> tuple[str, ...]:
-        """Name the settings that launching needs and that are missing."""
+        """Name the settings that launching needs and that are missing.
+
+        In pull mode no notifyUrl is sent: neither a public URL nor a notify token is needed.
+        """
         missing = []
         if not self.infobip_base_url:
             missing.append("IVR_INFOBIP_BASE_URL")
         if not self.infobip_api_key and not (self.infobip_username and self.infobip_password):
             missing.append("IVR_INFOBIP_API_KEY (or IVR_INFOBIP_USERNAME/IVR_INFOBIP_PASSWORD)")
+        if self.pull_mode:
+            return tuple(missing)
         if not self.public_url:
             missing.append("IVR_PUBLIC_URL")
         if not self.notify_tokens:
@@ -74,9 +90,23 @@ class Settings:
         return tuple(missing)
 
     @property
+    def infobip_missing(self) -> tuple[str, ...]:
+        """Name the settings missing to read Infobip (its logs, pulled reports)."""
+        missing = []
+        if not self.infobip_base_url:
+            missing.append("IVR_INFOBIP_BASE_URL")
+        if not self.infobip_api_key and not (self.infobip_username and self.infobip_password):
+            missing.append("IVR_INFOBIP_API_KEY (or IVR_INFOBIP_USERNAME/IVR_INFOBIP_PASSWORD)")
+        return tuple(missing)
+
+    @property
     def notify_url(self) -> str | None:
-        """Build the notifyUrl put into every launch (carries the first notify token)."""
-        if not self.public_url or not self.notify_tokens:
+        """Build the notifyUrl put into every launch (carries the first notify token).
+
+        None in pull mode: calls are sent without a notifyUrl, so that Infobip keeps
+        their reports for GET /voice/1/reports (INFOBIP.md §6).
+        """
+        if self.pull_mode or not self.public_url or not self.notify_tokens:
             return None
         return f"{self.public_url.rstrip('/')}/notify/ivr/{self.notify_tokens[0]}"
 
@@ -114,6 +144,22 @@ def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
     if not 0 < value <= 600:
         raise ConfigError(f"{name} must be between 0 and 600 seconds, got {raw}")
+    return value
+
+
+def _span(
+    environ: Mapping[str, str], name: str, default: float, *, unit: str, low: float, high: float
+) -> float:
+    """Read a number of seconds or minutes between low and high (both allowed)."""
+    raw = _text(environ, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of {unit}, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g} {unit}, got {raw}")
     return value
 
 
@@ -212,6 +258,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_format=_choice(environ, "IVR_LOG_FORMAT", "json", ("json", "text")),
         metrics_token=_text(environ, "IVR_METRICS_TOKEN"),
         allowed_hosts=_hosts(environ, "IVR_ALLOWED_HOSTS"),
+        reports_mode=_choice(environ, "IVR_REPORTS_MODE", "push", ("push", "pull")),
+        pull_interval=_span(
+            environ, "IVR_PULL_INTERVAL", 30.0, unit="seconds", low=1, high=DAY_SECONDS
+        ),
+        reconcile_interval=_span(
+            environ, "IVR_RECONCILE_INTERVAL", 600.0, unit="seconds", low=0, high=DAY_SECONDS
+        ),
+        reconcile_after_minutes=_span(
+            environ, "IVR_RECONCILE_AFTER", 30.0, unit="minutes", low=0, high=LOGS_WINDOW_MINUTES
+        ),
         instance_path=Path(_text(environ, "IVR_INSTANCE_PATH") or "instance"),
     )
 
@@ -224,7 +280,7 @@ def warn_about(settings: Settings) -> list[str]:
             "launching is disabled (503 not_configured): missing "
             + ", ".join(settings.launch_missing)
         )
-    if not settings.notify_tokens:
+    if not settings.notify_tokens and not settings.pull_mode:
         warnings.append("IVR_NOTIFY_TOKENS is empty: every delivery report will be refused")
     if not settings.metrics_token and not settings.development:
         warnings.append("IVR_METRICS_TOKEN is not set: /metrics answers 403 in production")

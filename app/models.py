@@ -57,6 +57,7 @@ class EventSource(enum.StrEnum):
     REPORT = "report"
     PULL = "pull"
     OPERATOR = "operator"
+    RECONCILE = "reconcile"  # settled from Infobip's voice logs (app.reports.reconcile)
 
 
 class Role(enum.StrEnum):
@@ -155,6 +156,9 @@ class Batch(Base):
     campaign: Mapped[Campaign] = relationship(back_populates="batches")
 
 
+OPEN_CALLS = "NOT status_final AND submit_state IN ('accepted', 'unknown', 'submitting')"
+
+
 class Call(StatusColumns, Base):
     """One destination of a campaign (Infobip's "message"), with its current state."""
 
@@ -165,6 +169,14 @@ class Call(StatusColumns, Base):
         Index("ix_calls_callback_data_id", "callback_data", "id"),
         Index("ix_calls_batch_id", "batch_id"),
         Index("ix_calls_campaign_id_id", "campaign_id", "id"),
+        # The calls a reconciliation looks at (app.reports.reconcile): not final yet.
+        Index(
+            "ix_calls_open",
+            "campaign_id",
+            "id",
+            postgresql_where=text(OPEN_CALLS),
+            sqlite_where=text(OPEN_CALLS),
+        ),
     )
 
     id: Mapped[PK]

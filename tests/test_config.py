@@ -77,6 +77,11 @@ def test_load_settings_reads_every_variable() -> None:
         ("IVR_SECRET_KEY", "short", "IVR_SECRET_KEY must be at least"),
         ("IVR_ALLOWED_HOSTS", "https://ivr.example.org", "IVR_ALLOWED_HOSTS holds"),
         ("IVR_ALLOWED_HOSTS", "ivr.example.org:443", "IVR_ALLOWED_HOSTS holds"),
+        ("IVR_REPORTS_MODE", "poll", "IVR_REPORTS_MODE must be one of push, pull"),
+        ("IVR_PULL_INTERVAL", "0", "IVR_PULL_INTERVAL must be between 1 and 86400 seconds"),
+        ("IVR_RECONCILE_INTERVAL", "-1", "IVR_RECONCILE_INTERVAL must be between 0 and 86400"),
+        ("IVR_RECONCILE_INTERVAL", "often", "IVR_RECONCILE_INTERVAL must be a number of seconds"),
+        ("IVR_RECONCILE_AFTER", "3000", "IVR_RECONCILE_AFTER must be between 0 and 2880 minutes"),
     ],
 )
 def test_load_settings_names_the_malformed_variable(
@@ -111,3 +116,34 @@ def test_settings_basic_auth_counts_as_credentials() -> None:
         }
     )
     assert settings.launch_missing == ()
+
+
+def test_reconciliation_and_pull_settings() -> None:
+    defaults = load_settings(DEV)
+    assert (defaults.reports_mode, defaults.pull_interval) == ("push", 30.0)
+    assert (defaults.reconcile_interval, defaults.reconcile_after_minutes) == (600.0, 30.0)
+    chosen = load_settings(
+        {
+            **DEV,
+            "IVR_REPORTS_MODE": "pull",
+            "IVR_PULL_INTERVAL": "5",
+            "IVR_RECONCILE_INTERVAL": "0",
+            "IVR_RECONCILE_AFTER": "0.5",
+            "IVR_INFOBIP_BASE_URL": "http://127.0.0.1:1",
+            "IVR_INFOBIP_API_KEY": "key",
+            "IVR_PUBLIC_URL": "http://127.0.0.1:2",
+            "IVR_NOTIFY_TOKENS": "token-0123456789abcdef",
+        }
+    )
+    assert (chosen.pull_interval, chosen.reconcile_interval) == (5.0, 0.0)
+    assert chosen.reconcile_after_minutes == 0.5
+    # Pull mode sends no notifyUrl: launching needs neither a public URL nor a token.
+    assert chosen.pull_mode
+    assert chosen.notify_url is None
+    bare = load_settings(
+        {**DEV, "IVR_REPORTS_MODE": "pull", "IVR_INFOBIP_BASE_URL": "http://127.0.0.1:1",
+         "IVR_INFOBIP_API_KEY": "key"}
+    )  # fmt: skip
+    assert bare.launch_missing == ()
+    assert bare.infobip_missing == ()
+    assert not any("IVR_NOTIFY_TOKENS" in line for line in warn_about(bare))

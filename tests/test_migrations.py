@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from app.db import Base, make_engine
 from app.migrate import current_revision, downgrade, head_revision, upgrade
@@ -57,3 +59,17 @@ def test_migrations_downgrade_and_upgrade_again(engine: Engine) -> None:
     assert "calls" not in inspect(engine).get_table_names()
     upgrade(engine)
     assert current_revision(engine) == head_revision()
+
+
+def test_event_sources_are_checked_and_reconcile_is_one(engine: Engine) -> None:
+    # Revision 0007 widened ck_call_events_source (SQLite rebuilt call_events for it).
+    insert = text(
+        "INSERT INTO call_events (message_id, source, received_at, applied, duplicates, outcome)"
+        " VALUES (:message_id, :source, CURRENT_TIMESTAMP, false, 0, 'pending')"
+    )
+    with engine.begin() as connection:
+        connection.execute(insert, {"message_id": "m-reconcile", "source": "reconcile"})
+    with pytest.raises(IntegrityError, match=r"ck_call_events_source|CHECK"), engine.begin() as c:
+        c.execute(insert, {"message_id": "m-bogus", "source": "bogus"})
+    indexes = {index["name"] for index in inspect(engine).get_indexes("call_events")}
+    assert {"ix_call_events_parked", "ix_call_events_parked_message_id"} <= indexes

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -64,14 +66,40 @@ def sweep_parked(sessions: sessionmaker[Session]) -> int:
     return matched
 
 
+@dataclass
+class Duty:
+    """A periodic task of the dispatcher: run every `every` seconds (the first pass at once)."""
+
+    name: str
+    every: float
+    run: Callable[[], object]
+    due: float = 0.0  # time.monotonic() of the next run
+
+
+def run_duties(duties: Sequence[Duty], *, now: float) -> None:
+    """Run every duty that is due; a duty that fails is logged and tried again when next due."""
+    for duty in duties:
+        if now < duty.due:
+            continue
+        duty.due = now + duty.every
+        try:
+            duty.run()
+        except Exception:  # a database or network hiccup must not end the worker
+            log.exception("dispatcher duty %s failed; next try in %.0fs", duty.name, duty.every)
+
+
 def run_dispatcher(
     sessions: sessionmaker[Session],
     submitter: Submitter | None,
     stop: threading.Event,
     *,
     interval: float = 1.0,
+    duties: Sequence[Duty] = (),
 ) -> None:
-    """Loop until stop is set: submit due batches (when Infobip is configured), sweep parked."""
+    """Loop until stop is set: submit due batches (when Infobip is configured), sweep parked.
+
+    `duties` run on their own periods (reconciliation, pulling reports), between passes.
+    """
     name = submitter.claimant if submitter else "sweep-only"
     log.info("dispatcher %s started", name)
     while not stop.is_set():
@@ -81,5 +109,6 @@ def run_dispatcher(
             sweep_parked(sessions)
         except Exception:  # a database or network hiccup must not end the worker
             log.exception("dispatcher pass failed; retrying in %.1fs", interval)
+        run_duties(duties, now=time.monotonic())
         stop.wait(interval)
     log.info("dispatcher %s stopped", name)
