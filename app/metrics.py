@@ -76,8 +76,24 @@ INFOBIP_SECONDS = Histogram(
     buckets=REQUEST_BUCKETS,
 )
 
+RECONCILED = Counter(
+    "ivrdesk_reconciled",
+    "Calls settled from Infobip's voice logs: in doubt found (accepted) or not (failed), "
+    "lost final reports filled (final)",
+    ["what"],
+)
+RECONCILIATIONS = Counter(
+    "ivrdesk_reconciliations", "Reconciliation rounds, by how they ended", ["result"]
+)
+RECONCILED_WHAT = ("accepted", "failed", "final")
+RECONCILIATION_RESULTS = ("ok", "unavailable", "busy")
+
 for _result in REPORT_RESULTS:
     REPORTS.labels(_result)
+for _what in RECONCILED_WHAT:
+    RECONCILED.labels(_what)
+for _result in RECONCILIATION_RESULTS:
+    RECONCILIATIONS.labels(_result)
 
 
 class ReportResult(Protocol):
@@ -104,6 +120,14 @@ def count_report_results(results: Iterable[ReportResult]) -> None:
     REPORTS_RECEIVED.inc(sum(counts.values()))
     for result, count in counts.items():
         REPORTS.labels(result).inc(count)
+
+
+def count_reconciliation(result: str, settled: dict[str, int] | None = None) -> None:
+    """Count one reconciliation round and what it settled (RECONCILED_WHAT keys)."""
+    RECONCILIATIONS.labels(result).inc()
+    for what, number in (settled or {}).items():
+        if number:
+            RECONCILED.labels(what).inc(number)
 
 
 def observe_report_delay(occurred_at: datetime | None, received_at: datetime) -> None:

@@ -13,6 +13,7 @@ from app.cli.campaigns import campaigns_group
 from app.cli.db import db_group
 from app.cli.dispatch import dispatch_command
 from app.cli.launch import launch_command
+from app.cli.reconcile import reconcile_command
 from app.cli.reports import reports_group
 from app.cli.simulator import simulator_command
 from app.cli.tokens import tokens_group
@@ -29,6 +30,7 @@ COMMANDS = (
     campaigns_group,
     calls_group,
     reports_group,
+    reconcile_command,
     dispatch_command,
     simulator_command,
 )

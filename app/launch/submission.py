@@ -193,19 +193,28 @@ def judge_calls(calls: list[CallRef], sent: Sent, *, retry: bool) -> list[Judged
 
 
 def submit_candidate(
-    call: CallRef, state: str, raw: dict[str, Any], reason: str | None, *, now: datetime
+    call: CallRef,
+    state: str,
+    raw: dict[str, Any],
+    reason: str | None,
+    *,
+    now: datetime,
+    source: EventSource = EventSource.SUBMIT,
+    keeps_status: str | None = None,
 ) -> Candidate:
     """Build the event of one call's submit answer (a non-final status at submission).
 
     A destination Infobip already had (status 23 on a retry or resubmission) is
     recorded as accepted, `already_accepted`, and never becomes the current status.
+    A reconciliation settles a submission the same way (source `reconcile`), with
+    the reason it never moves the status (keeps_status).
     """
     status = Status(_int(raw.get("groupId")), _int(raw.get("id")), raw.get("name"))
     accepted = state == SubmitState.ACCEPTED
     event: dict[str, Any] = dict.fromkeys(EVENT_COLUMNS)
     event.update(
         message_id=call.message_id,
-        source=EventSource.SUBMIT.value,
+        source=source.value,
         submit_state=state,
         status_group_id=status.group_id,
         status_group_name=raw.get("groupName"),
@@ -219,7 +228,7 @@ def submit_candidate(
         raw=raw or None,
         duplicates=0,
     )
-    keeps = ALREADY_ACCEPTED if accepted and is_already_accepted(status) else None
+    keeps = ALREADY_ACCEPTED if accepted and is_already_accepted(status) else keeps_status
     return Candidate(
         call.message_index, call.message_id, event, is_final(status), now, None,
         submit_state=state, submit_error=reason, keeps_status=keeps,

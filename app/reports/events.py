@@ -27,6 +27,9 @@ DUPLICATE = "duplicate"
 UNMATCHED = "unmatched"
 INVALID = "invalid"
 ALREADY_ACCEPTED = "already_accepted"  # a submit answer of status 23: Infobip had the call
+# A reconciliation's settlement of a submission in doubt (app.reports.reconcile).
+IN_INFOBIP_LOGS = "in_infobip_logs"  # Infobip's logs list the call: it was accepted
+NOT_IN_INFOBIP_LOGS = "not_in_infobip_logs"  # not in the logs long after it was due: failed
 
 
 @dataclass

@@ -90,10 +90,9 @@ def test_dispatch_two_dispatchers_send_each_batch_once(
         assert set(session.scalars(select(Batch.state))) == {"done"}
 
 
-def test_resubmit_after_a_timeout_reuses_message_ids(
-    settings: Any, make_app: Any, simulator: Simulator
-) -> None:
-    app = make_app(settings, infobip_timeout=0.5)
+def launch_answered_too_late(settings: Any, make_app: Any, simulator: Simulator) -> Flask:
+    """Launch two calls that Infobip accepts only after ivrdesk stopped waiting (unknown)."""
+    app: Flask = make_app(settings, infobip_timeout=0.5)
     campaign_id = store(app, flat_body(*numbers(2)), asynchronous=False)
     simulator.faults = Faults(mode="hang", hang_seconds=1.0)
     submit_campaign(state(app).submitter(), campaign_id)
@@ -102,6 +101,13 @@ def test_resubmit_after_a_timeout_reuses_message_ids(
     while len(simulator.message_counts) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)  # the fake Infobip accepts the calls once its hang is over
     simulator.faults = Faults()
+    return app
+
+
+def test_resubmit_after_a_timeout_reuses_message_ids(
+    settings: Any, make_app: Any, simulator: Simulator
+) -> None:
+    app = launch_answered_too_late(settings, make_app, simulator)
     # Infobip did get the first request (it only answered late): the resubmission is
     # answered with status 23 for both calls, read as "already accepted".
     runner = app.test_cli_runner()

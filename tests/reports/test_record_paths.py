@@ -3,7 +3,8 @@
 DESIGN.md "One recording path": one report per POST (on PostgreSQL the notify lane's
 single statement), several results for one call in one POST, a batch, a batch the
 database refuses part of (split in savepoints), a parked report re-matched at launch,
-a replayed stored body (the path pulled bodies take), and a submit answer.
+a replayed stored body (the path pulled bodies take), an entry of Infobip's voice logs
+(the reconciliation's), and a submit answer.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from flask import Flask
 from sqlalchemy import Engine, create_engine, select, text
 
 from app.db import utcnow
+from app.infobip.client import LogEntry
 from app.infobip.codes import Status, is_final, supersedes
 from app.models import Call, CallEvent, InboundReport
+from app.reports.reconcile import log_candidate
+from app.reports.record import record
 from app.reports.replay import replay_inbound
 from tests.conftest import LiveServer, db, state
 from tests.reports.test_reports import (
@@ -67,7 +71,7 @@ EXPECTED = {
     8: ("BUSY", "late"),
     9: ("NO_ANSWER", None),
 }
-PATHS = ["single", "one_post", "batch", "refused_part", "parked", "replay"]
+PATHS = ["single", "one_post", "batch", "refused_part", "parked", "replay", "logs"]
 REFUSED = "refused-by-the-database"  # a callbackData the test's constraint refuses
 OTHERS = tuple(f"other-call-{n}" for n in range(3))
 
@@ -142,6 +146,9 @@ def _record(
         assert post_results(live, first, second)["unmatched"] == 2
         launch_seed(http)
         return None
+    if path == "logs":
+        assert post_results(live, first)["items"][0]["result"] == "applied"
+        return _record_log_entry(app, second)
     assert path == "replay"
     body = json.dumps({"results": [first, second]}).encode()
     with db(app) as session:
@@ -154,6 +161,25 @@ def _record(
         summary = replay_inbound(session, inbound)
         session.commit()
     return summary["items"][1]  # type: ignore[no-any-return]
+
+
+def _record_log_entry(app: Flask, posted: dict[str, Any]) -> dict[str, Any]:
+    """Record a report as the reconciliation records Infobip's log entry of it (flat, doneAt)."""
+    entry = LogEntry.read(
+        {
+            "bulkId": "seed", "messageId": posted["messageId"], "to": "41793026727",
+            "sentAt": None, "doneAt": posted["voiceCall"]["endTime"],
+            "duration": posted["voiceCall"]["duration"], "mccMnc": None, "price": None,
+            "status": posted["status"], "error": None,
+        }
+    )  # fmt: skip
+    assert entry is not None
+    candidate = log_candidate(entry, now=utcnow())
+    assert candidate is not None
+    with db(app) as session:
+        (result,) = record(session, [candidate])
+        session.commit()
+    return result.as_json()
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -172,6 +198,7 @@ def test_every_path_follows_the_precedence_table(
         assert item["reason"] == reason
     assert call(app, FIRST).status_name == winner
     reports = [e for e in events(app, FIRST) if e.source != "submit"]
+    assert reports[-1].source == {"logs": "reconcile", "replay": "pull"}.get(path, "report")
     assert [(e.status_name, e.applied) for e in reports][-1] == (second_spec[0], reason is None)
     assert reports[-1].reason == reason
 

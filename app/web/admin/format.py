@@ -7,7 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from app.infobip.codes import AFTER_FINAL, LATE, Outcome
-from app.reports.events import ALREADY_ACCEPTED, UNMATCHED
+from app.reports.events import (
+    ALREADY_ACCEPTED,
+    IN_INFOBIP_LOGS,
+    NOT_IN_INFOBIP_LOGS,
+    UNMATCHED,
+)
 
 # Names of the decoded IVR input fields (INFOBIP.md §4: voiceCall.ivr in v2; a v1
 # report's dtmfCodesAsJson is stored as collectedDtmfs).
@@ -24,6 +29,8 @@ REASONS = {
     LATE: "not newer than the call's status",
     UNMATCHED: "no call had this messageId yet",
     ALREADY_ACCEPTED: "Infobip already had this call (resubmission)",
+    IN_INFOBIP_LOGS: "Infobip's logs show it accepted (reconciliation)",
+    NOT_IN_INFOBIP_LOGS: "not in Infobip's logs long after it was due: may be resubmitted",
 }
 STATUS_GROUPS = ("PENDING", "DELIVERED", "UNDELIVERABLE", "EXPIRED", "REJECTED")
 
