@@ -67,15 +67,17 @@ def find_in_logs(
 def sweep_windows(sendings: Sequence[Sending], *, now: datetime) -> list[tuple[datetime, datetime]]:
     """Cut the time since the first batch into windows of at most LOGS_MAX_LIMIT calls sent.
 
-    A window runs from its first batch's claim (less the clock skew) to the next
-    window's start; the last one runs to now. Nothing older than Infobip's 48 hours.
+    A window runs from its first batch's claim to the next window's start; the first
+    starts the clock skew earlier, the last runs to now. Nothing older than Infobip's
+    48 hours. A call Infobip dated across a cut lands in the next window or the one
+    before, whose answer may then be cut short: the lookup by messageId finds it.
     """
     ordered = sorted(sendings, key=lambda sending: sending.at)
     starts: list[datetime] = []
     held = 0
     for sending in ordered:
         if not starts or held + sending.size > LOGS_MAX_LIMIT:
-            starts.append(sending.at - CLOCK_SKEW)
+            starts.append(sending.at if starts else sending.at - CLOCK_SKEW)
             held = 0
         held += sending.size
     oldest = now - WINDOW + timedelta(minutes=1)
