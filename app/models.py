@@ -128,6 +128,12 @@ class Campaign(Base):
 
     batches: Mapped[list[Batch]] = relationship(back_populates="campaign", order_by="Batch.seq")
 
+    def message_fields(self, index: int) -> dict[str, Any]:
+        """Return the stored fields of one launch message ({} when there is no such index)."""
+        messages = self.messages or []
+        fields = messages[index] if 0 <= index < len(messages) else {}
+        return fields if isinstance(fields, dict) else {}
+
 
 class Batch(Base):
     """Up to IVR_BATCH_SIZE calls sent to Infobip in one request, claimed once."""

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.infobip.limits import MAX_VALIDITY_PERIOD
 from app.models import Call, Campaign, SubmitState
-from app.reports.parse import parse_timestamp
+from app.reports.due import message_send_at
 
 DEFAULT_VALIDITY = timedelta(minutes=MAX_VALIDITY_PERIOD)
 # Calls refused or failed at submission were never dialled: nothing is due for them.
@@ -43,25 +43,13 @@ class ValidityWindow:
 
 def validity_window(fields: dict[str, Any], older_than: timedelta | None) -> ValidityWindow:
     """Return when a message's calls could start and how long Infobip keeps trying them."""
-    starts_at = None
-    if isinstance(fields.get("sendAt"), str):
-        try:
-            starts_at, _ = parse_timestamp(fields["sendAt"])
-        except ValueError:
-            starts_at = None
+    starts_at = message_send_at(fields)
     if older_than is not None:
         return ValidityWindow(starts_at, older_than)
     minutes = fields.get("validityPeriod")
     if "sendingSpeed" in fields or not isinstance(minutes, int) or minutes <= 0:
         return ValidityWindow(starts_at, DEFAULT_VALIDITY)
     return ValidityWindow(starts_at, min(timedelta(minutes=minutes), DEFAULT_VALIDITY))
-
-
-def _message_fields(campaign: Campaign, index: int) -> dict[str, Any]:
-    """Return the stored fields of a campaign's launch message, or {}."""
-    messages = campaign.messages or []
-    fields = messages[index] if 0 <= index < len(messages) else {}
-    return fields if isinstance(fields, dict) else {}
 
 
 def find_stuck_calls(
@@ -86,7 +74,7 @@ def find_stuck_calls(
     windows: dict[tuple[int, int], ValidityWindow] = {}
     conditions: list[ColumnElement[bool]] = []
     for campaign_id, index in groups:
-        window = validity_window(_message_fields(campaigns[campaign_id], index), older_than)
+        window = validity_window(campaigns[campaign_id].message_fields(index), older_than)
         if window.starts_at is not None and window.starts_at + window.length > now:
             continue
         windows[(campaign_id, index)] = window

@@ -44,9 +44,9 @@ def due_times(
     grouped: dict[int, list[tuple[R, datetime]]] = {}
     places: dict[tuple[int, int], dict[int, int]] = {}
     for row in rows:
-        message = _message(campaigns[row.campaign_id], row.message_index)
+        message = campaigns[row.campaign_id].message_fields(row.message_index)
         due = row.claimed_at or row.updated_at
-        send_at = _send_at(message)
+        send_at = message_send_at(message)
         if send_at is not None:
             due = max(due, send_at)
         pace = _seconds_per_call(message)
@@ -59,17 +59,10 @@ def due_times(
     return grouped
 
 
-def _message(campaign: Campaign, index: int) -> dict[str, Any]:
-    """Return a stored message's fields ({} when the index is out of range)."""
-    messages = campaign.messages or []
-    found = messages[index] if 0 <= index < len(messages) else {}
-    return found if isinstance(found, dict) else {}
-
-
-def _send_at(message: dict[str, Any]) -> datetime | None:
-    """Read a message's sendAt (validated at launch); None when absent or unreadable."""
+def message_send_at(fields: dict[str, Any]) -> datetime | None:
+    """Read a stored message's sendAt (validated at launch); None when absent or unreadable."""
     try:
-        moment, _ = parse_timestamp(message.get("sendAt"))
+        moment, _ = parse_timestamp(fields.get("sendAt"))
     except ValueError:
         return None
     return moment
