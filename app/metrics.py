@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -25,7 +26,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select, text
 
 from app.infobip.client import FailureKind, ProviderError
-from app.models import Call, SubmitState
+from app.models import Call, CallEvent, EventSource, SubmitState
 from app.reports.events import APPLIED, DUPLICATE, INVALID, NOT_APPLIED, UNMATCHED
 
 log = logging.getLogger(__name__)
@@ -76,24 +77,8 @@ INFOBIP_SECONDS = Histogram(
     buckets=REQUEST_BUCKETS,
 )
 
-RECONCILED = Counter(
-    "ivrdesk_reconciled",
-    "Calls settled from Infobip's voice logs: in doubt found (accepted) or not (failed), "
-    "lost final reports filled (final)",
-    ["what"],
-)
-RECONCILIATIONS = Counter(
-    "ivrdesk_reconciliations", "Reconciliation rounds, by how they ended", ["result"]
-)
-RECONCILED_WHAT = ("accepted", "failed", "final")
-RECONCILIATION_RESULTS = ("ok", "unavailable", "busy")
-
 for _result in REPORT_RESULTS:
     REPORTS.labels(_result)
-for _what in RECONCILED_WHAT:
-    RECONCILED.labels(_what)
-for _result in RECONCILIATION_RESULTS:
-    RECONCILIATIONS.labels(_result)
 
 
 class ReportResult(Protocol):
@@ -120,14 +105,6 @@ def count_report_results(results: Iterable[ReportResult]) -> None:
     REPORTS_RECEIVED.inc(sum(counts.values()))
     for result, count in counts.items():
         REPORTS.labels(result).inc(count)
-
-
-def count_reconciliation(result: str, settled: dict[str, int] | None = None) -> None:
-    """Count one reconciliation round and what it settled (RECONCILED_WHAT keys)."""
-    RECONCILIATIONS.labels(result).inc()
-    for what, number in (settled or {}).items():
-        if number:
-            RECONCILED.labels(what).inc(number)
 
 
 def observe_report_delay(occurred_at: datetime | None, received_at: datetime) -> None:
@@ -167,8 +144,26 @@ def timed_infobip_call(operation: str) -> Iterator[None]:
         observe_infobip_call(operation, result, time.perf_counter() - started)
 
 
+# What a reconciliation recorded (app.reports.reconcile), by its events' submit state:
+# a submission settled as accepted or failed, or (none) a final status from the logs.
+RECONCILED_KINDS = {"accepted": "accepted", "failed": "failed", None: "final"}
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What one scrape reads from the database."""
+
+    calls: dict[str, int]
+    reconciled: dict[str, int]
+
+
 class CallsCollector:
-    """The ivrdesk_calls gauge: calls by submit state, counted in the database, cached briefly."""
+    """Gauges read from the database, so right on every host and for every process.
+
+    ivrdesk_calls: calls by submit state. ivrdesk_reconciled_events: events the
+    reconciliation recorded (it runs in the dispatcher, which publishes no metrics
+    of its own), counted through a partial index. Cached briefly.
+    """
 
     def __init__(self, engine: Engine, ttl: float = 30.0) -> None:
         """Count through this engine at most once per ttl seconds."""
@@ -176,41 +171,59 @@ class CallsCollector:
         self.ttl = ttl
         self._lock = threading.Lock()
         self._counted_at = float("-inf")
-        self._counts: dict[str, int] | None = None
+        self._counts: Counts | None = None
 
-    def counts(self) -> dict[str, int] | None:
-        """Return the calls per submit state, or None when the database cannot be read."""
+    def counts(self) -> Counts | None:
+        """Return the counts, or None when the database cannot be read."""
         with self._lock:
             if time.monotonic() - self._counted_at >= self.ttl:
                 self._counts = self._count()
                 self._counted_at = time.monotonic()
             return self._counts
 
-    def _count(self) -> dict[str, int] | None:
-        """Count calls per submit state with one GROUP BY; None when the database fails."""
-        counts = {state.value: 0 for state in SubmitState}
-        query = select(Call.submit_state, func.count()).group_by(Call.submit_state)
+    def _count(self) -> Counts | None:
+        """Count with two GROUP BYs; None when the database fails."""
+        calls = {state.value: 0 for state in SubmitState}
+        reconciled = dict.fromkeys(RECONCILED_KINDS.values(), 0)
+        by_state = select(Call.submit_state, func.count()).group_by(Call.submit_state)
+        by_kind = (
+            select(CallEvent.submit_state, func.count())
+            .where(CallEvent.source == EventSource.RECONCILE.value)
+            .group_by(CallEvent.submit_state)
+        )
         try:
             with self.engine.connect() as connection:
                 if connection.dialect.name == "postgresql":
                     # A scrape must stay cheap: rather no gauge than a loaded database.
                     connection.execute(text(f"SET LOCAL statement_timeout = {QUERY_TIMEOUT_MS}"))
-                for state, number in connection.execute(query):
-                    counts[state] = number
-        except Exception as exc:  # a scrape must still answer: the gauge is left out
-            log.warning("calls gauge not collected: %s", type(exc).__name__)
+                for state, number in connection.execute(by_state):
+                    calls[state] = number
+                for submit_state, number in connection.execute(by_kind):
+                    kind = RECONCILED_KINDS.get(submit_state)
+                    if kind is not None:
+                        reconciled[kind] += number
+        except Exception as exc:  # a scrape must still answer: the gauges are left out
+            log.warning("database gauges not collected: %s", type(exc).__name__)
             return None
-        return counts
+        return Counts(calls, reconciled)
 
     def collect(self) -> Iterable[Metric]:
-        """Yield the gauge (nothing when the database cannot be read)."""
+        """Yield the gauges (nothing when the database cannot be read)."""
         counts = self.counts()
         if counts is None:
             return []
-        gauge = GaugeMetricFamily("ivrdesk_calls", "Calls by submit state", labels=["submit_state"])
-        for state, number in sorted(counts.items()):
-            gauge.add_metric([state], number)
-        return [gauge]
+        calls = GaugeMetricFamily("ivrdesk_calls", "Calls by submit state", labels=["submit_state"])
+        for state, number in sorted(counts.calls.items()):
+            calls.add_metric([state], number)
+        reconciled = GaugeMetricFamily(
+            "ivrdesk_reconciled_events",
+            "Events recorded from Infobip's voice logs: submissions settled as accepted or "
+            "failed, final statuses of lost reports",
+            labels=["kind"],
+        )
+        for kind, number in sorted(counts.reconciled.items()):
+            reconciled.add_metric([kind], number)
+        return [calls, reconciled]
 
 
 class _ProcessRegistry:

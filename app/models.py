@@ -202,6 +202,9 @@ class Call(StatusColumns, Base):
     campaign: Mapped[Campaign] = relationship()
 
 
+RECONCILE_EVENTS = "source = 'reconcile'"
+
+
 class CallEvent(StatusColumns, Base):
     """One row of a call's history; append-only. call_id is null while parked."""
 
@@ -221,6 +224,13 @@ class CallEvent(StatusColumns, Base):
             "id",
             postgresql_where=text("call_id IS NULL"),
             sqlite_where=text("call_id IS NULL"),
+        ),
+        # What the reconciliation recorded, counted by every /metrics scrape.
+        Index(
+            "ix_call_events_reconcile",
+            "submit_state",
+            postgresql_where=text(RECONCILE_EVENTS),
+            sqlite_where=text(RECONCILE_EVENTS),
         ),
     )
 

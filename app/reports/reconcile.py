@@ -27,7 +27,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, and_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import metrics
 from app.config import Settings
 from app.db import utcnow
 from app.infobip.client import InfobipClient, LogEntry, ProviderError
@@ -123,7 +122,6 @@ def reconcile(
     with sessions() as session, _exclusive(session) as alone:
         if not alone:
             settled.busy = True
-            metrics.count_reconciliation("busy")
             return settled
         found = open_calls(session, rules, now=now, bulk_id=bulk_id)
         session.rollback()  # no transaction stays open across the requests
@@ -138,9 +136,6 @@ def reconcile(
             record(session, candidates)
         _finish_stale_batches(session, found, now=now)
         session.commit()
-    metrics.count_reconciliation(
-        "ok", {"accepted": settled.accepted, "failed": settled.failed, "final": settled.final}
-    )
     return settled
 
 
@@ -164,7 +159,6 @@ def reconcile_round(
     try:
         settled = reconcile(sessions, client, rules, now=utcnow())
     except ProviderError as exc:
-        metrics.count_reconciliation("unavailable")
         log.warning("reconciliation skipped this round, nothing recorded: %s", exc)
         return None
     if settled.looked_up or settled.busy:

@@ -7,9 +7,9 @@ Create Date: 2026-12-06
 DESIGN.md "Reconciliation with Infobip": an unknown submission or a missing final
 report is settled from GET /tts/3/logs and recorded with source 'reconcile'. The
 CHECK constraint ck_call_events_source is widened; on SQLite, Alembic's batch mode
-rebuilds call_events (no view reads that table, so the reporting views stay). A
-partial index keeps the calls a reconciliation looks at (not final, submitted or
-in doubt) cheap to find on both databases.
+rebuilds call_events (no view reads that table, so the reporting views stay). Two
+partial indexes: the calls a reconciliation looks at (not final, submitted or in
+doubt), and the events it recorded, which every /metrics scrape counts.
 """
 
 from collections.abc import Sequence
@@ -24,6 +24,7 @@ depends_on: str | Sequence[str] | None = None
 
 OLD = "source IN ('submit', 'report', 'pull', 'operator')"
 NEW = "source IN ('submit', 'report', 'pull', 'operator', 'reconcile')"
+RECONCILE_EVENTS = "source = 'reconcile'"
 OPEN_CALLS = "NOT status_final AND submit_state IN ('accepted', 'unknown', 'submitting')"
 
 
@@ -43,10 +44,18 @@ def upgrade() -> None:
         postgresql_where=sa.text(OPEN_CALLS),
         sqlite_where=sa.text(OPEN_CALLS),
     )
+    op.create_index(
+        "ix_call_events_reconcile",
+        "call_events",
+        ["submit_state"],
+        postgresql_where=sa.text(RECONCILE_EVENTS),
+        sqlite_where=sa.text(RECONCILE_EVENTS),
+    )
 
 
 def downgrade() -> None:
-    """Drop the index; events of source 'reconcile' become 'pull' (the closest older kind)."""
+    """Drop the indexes; events of source 'reconcile' become 'pull' (the closest older kind)."""
+    op.drop_index("ix_call_events_reconcile", table_name="call_events")
     op.drop_index("ix_calls_open", table_name="calls")
     op.execute("UPDATE call_events SET source = 'pull' WHERE source = 'reconcile'")
     _replace_check(OLD)

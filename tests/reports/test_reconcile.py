@@ -30,6 +30,7 @@ from app.simulator.server import Faults, ReportPlan, Simulator, SimulatorServer
 from tests.conftest import NOTIFY_TOKEN, SIM_KEY, LiveServer, db, state
 from tests.launch.test_dispatch import launch_answered_too_late, numbers, store, submit_states
 from tests.launch.test_launch import flat_body
+from tests.web.test_ops import scrape
 
 NOW_RULES = Rules(after=timedelta(0), claim_timeout=timedelta(minutes=2))
 
@@ -100,6 +101,10 @@ def test_lost_reports_are_filled_with_the_statuses_infobip_has(
     # Every call has the status Infobip has for it: as if no report had been lost.
     calls = recorded(app)
     assert calls == truth(sim_server, list(calls))
+    # /metrics counts what the reconciliation recorded (it runs in the dispatcher).
+    samples = scrape(live.url)
+    assert samples[("ivrdesk_reconciled_events", (("kind", "final"),))] == dropped
+    assert samples[("ivrdesk_reconciled_events", (("kind", "failed"),))] == 0
     # A second round finds nothing to settle and records nothing.
     before = event_count(app)
     again = run(app)
