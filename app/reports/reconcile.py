@@ -86,6 +86,7 @@ class OpenCall:
     ref: CallRef
     bulk_id: str
     submit_state: str
+    batch_id: int | None
     due: datetime
 
 
@@ -124,6 +125,7 @@ def reconcile(
         settled.looked_up = sum(map(len, found.calls.values()))
         settled.requests = search.requests
         candidates = settle(found, search.entries, rules, now=now, settled=settled)
+        candidates = _unless_moved_on(session, found, candidates, settled)
         if candidates:
             record(session, candidates)
         _finish_stale_batches(session, found, now=now)
@@ -167,7 +169,8 @@ def open_calls(
     query = (
         select(
             Call.id, Call.message_index, Call.message_id, Call.to_number, Call.callback_data,
-            Call.submit_state, Call.campaign_id, Call.updated_at, Batch.claimed_at,
+            Call.submit_state, Call.batch_id, Call.campaign_id, Call.updated_at,
+            Batch.claimed_at,
         )
         .outerjoin(Batch, Batch.id == Call.batch_id)
         .where(
@@ -200,7 +203,7 @@ def open_calls(
             ref = CallRef(row.id, row.message_index, row.message_id, row.to_number,
                           row.callback_data)  # fmt: skip
             found.calls[campaign.bulk_id].append(
-                OpenCall(ref, campaign.bulk_id, row.submit_state, moment)
+                OpenCall(ref, campaign.bulk_id, row.submit_state, row.batch_id, moment)
             )
     for bulk in found.calls:
         found.sendings[bulk] = _sendings(session, bulk)
@@ -283,6 +286,40 @@ def _final(entry: LogEntry) -> bool:
             name if isinstance(name, str) else None,
         )
     )
+
+
+def _unless_moved_on(
+    session: Session, found: Round, candidates: list[Candidate], settled: Settled
+) -> list[Candidate]:
+    """Drop the settlements of calls whose submission moved on during the lookups.
+
+    An operator may have resubmitted a call meanwhile (its batch changed) or its late
+    answer may have come: the in-doubt calls are locked, in id order (the recording
+    path's order), and read again; a call no longer as it was keeps what it has now.
+    """
+    seen = {call.ref.id: call for calls in found.calls.values() for call in calls
+            if call.submit_state in IN_DOUBT}  # fmt: skip
+    if not seen:
+        return candidates
+    query = select(Call.id, Call.submit_state, Call.batch_id).where(Call.id.in_(seen))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.order_by(Call.id).with_for_update()
+    moved = {
+        seen[call_id].ref.message_id
+        for call_id, state, batch_id in session.execute(query)
+        if (state, batch_id) != (seen[call_id].submit_state, seen[call_id].batch_id)
+    }
+    kept = []
+    for candidate in candidates:
+        if candidate.submit_state is not None and candidate.message_id in moved:
+            if candidate.submit_state == SubmitState.ACCEPTED:
+                settled.accepted -= 1
+            else:
+                settled.failed -= 1
+            settled.still_open += 1
+            continue
+        kept.append(candidate)
+    return kept
 
 
 def _finish_stale_batches(session: Session, found: Round, *, now: datetime) -> None:

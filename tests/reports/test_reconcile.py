@@ -20,10 +20,11 @@ from flask import Flask
 from sqlalchemy import func, select, update
 
 from app.db import utcnow
-from app.infobip.client import InfobipClient, ProviderError
+from app.infobip.client import InfobipClient, Pace, ProviderError
+from app.launch.campaigns import prepare_resubmission
 from app.launch.dispatch import Duty, dispatch_once, run_dispatcher
 from app.launch.submission import submit_campaign
-from app.models import Batch, Call, CallEvent
+from app.models import Batch, Call, CallEvent, Campaign
 from app.reports.logsearch import CLOCK_SKEW, Sending, sweep_windows
 from app.reports.reconcile import Rules, reconcile, reconcile_round, rules_of
 from app.simulator.server import Faults, ReportPlan, Simulator, SimulatorServer
@@ -323,3 +324,32 @@ def test_reconcile_command_and_dispatcher_duty(
         assert session.scalar(select(func.count()).where(~Call.status_final)) == 0
     again = runner.invoke(args=["reconcile"])
     assert "looked up 0 call(s)" in again.output
+
+
+def test_a_call_resubmitted_during_the_lookups_keeps_its_new_submission(
+    app: Flask, simulator: Simulator, sim_server: SimulatorServer
+) -> None:
+    campaign_id = store(app, flat_body(*numbers(2)), asynchronous=False)
+    simulator.faults = Faults(mode="drop", count=1)
+    submit_campaign(state(app).submitter(), campaign_id)
+    assert submit_states(app) == {"unknown": 2}
+
+    def operator_resubmits() -> float:
+        """An operator queues the calls again while the first logs request is on its way."""
+        if submit_states(app) == {"unknown": 2}:
+            with db(app) as session:
+                campaign = session.get_one(Campaign, campaign_id)
+                now = utcnow()
+                prepare_resubmission(session, campaign, batch_size=3, now=now, claimed_before=now)
+                session.commit()
+        return time.monotonic()
+
+    client = InfobipClient(
+        base_url=sim_server.url, api_key=SIM_KEY, logs_pace=Pace(120, clock=operator_resubmits)
+    )
+    settled = reconcile(state(app).sessions, client, NOW_RULES, now=utcnow())
+    client.close()
+    assert (settled.failed, settled.still_open) == (0, 2)
+    assert submit_states(app) == {"queued": 2}
+    with db(app) as session:
+        assert session.scalar(select(func.count()).where(CallEvent.source == "reconcile")) == 0
