@@ -41,13 +41,11 @@ class AppState:
         return self._client
 
     def submitter(self, role: str = "web") -> Submitter:
-        """Return a Submitter that sends with ivrdesk's own notify URL."""
-        notify_url = self.settings.notify_url
-        assert notify_url is not None
+        """Return a Submitter that sends with ivrdesk's own notify URL (none in pull mode)."""
         return Submitter(
             sessions=self.sessions,
             client=self.client(),
-            notify_url=notify_url,
+            notify_url=self.settings.notify_url,
             notify_content_type=self.settings.notify_content_type,
             claimant=f"{role}:{socket.gethostname()}:{os.getpid()}",
         )

@@ -3,7 +3,7 @@
 #
 #   deploy/release.sh                 migrate, then serve (extra arguments go to gunicorn)
 #   deploy/release.sh dispatch        run another `ivrdesk` command instead (no migration),
-#   deploy/release.sh reports pull    e.g. the dispatcher or the report pull in a container
+#                                     e.g. the dispatcher in a container
 #
 # IVRDESK_MIGRATE=0 skips the migration (hosts other than the one that migrates, when
 # several hosts share one PostgreSQL). Configuration comes from the IVR_* variables.

@@ -34,6 +34,8 @@ POSTGRES_URL = os.environ.get(
 REQUIRE_POSTGRES = os.environ.get("IVR_REQUIRE_POSTGRES") == "1"
 NOTIFY_TOKEN = "notify-token-0123456789abcdef"
 SIM_KEY = "sim-key-for-tests"
+# Pull mode as deployed: no notifyUrl is sent, so no public URL or notify token is set.
+PULL_MODE: dict[str, object] = {"reports_mode": "pull", "public_url": None, "notify_tokens": ()}
 
 
 def _postgres_available() -> str | None:
@@ -211,8 +213,16 @@ def state(app: Flask) -> AppState:
 
 
 @pytest.fixture
-def app(settings: Settings, make_app: object) -> Flask:
-    return make_app(settings)  # type: ignore[operator, no-any-return]
+def reports_mode() -> str:
+    """push; a test module runs ivrdesk in pull mode with
+    `pytestmark = pytest.mark.parametrize("reports_mode", ["pull"])`."""
+    return "push"
+
+
+@pytest.fixture
+def app(settings: Settings, make_app: object, reports_mode: str) -> Flask:
+    changes = PULL_MODE if reports_mode == "pull" else {}
+    return make_app(settings, **changes)  # type: ignore[operator, no-any-return]
 
 
 @pytest.fixture

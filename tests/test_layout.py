@@ -28,6 +28,7 @@ WERKZEUG_USES: dict[str, tuple[tuple[str, ...], str]] = {
     "accounts/tokens.py": (("werkzeug.security",), "password hashing, no request involved"),
     "simulator/faults.py": (("werkzeug.wrappers",), SERVER),
     "simulator/logs.py": (("werkzeug.wrappers",), SERVER),
+    "simulator/pulls.py": (("werkzeug.wrappers",), SERVER),
     "simulator/server.py": (("werkzeug.serving", "werkzeug.wrappers"), SERVER),
 }
 MAX_LINES = 400

@@ -125,6 +125,29 @@ class LogEntry:
         )
 
 
+@dataclass(frozen=True)
+class Pulled:
+    """One answer of GET /voice/1/reports: its body exactly as received, and its results.
+
+    count is None when the body is not Infobip's JSON `{"results": [...]}`: the caller
+    keeps it all the same (Infobip hands each report out only once) and judges it.
+    """
+
+    body: bytes
+    content_type: str
+    count: int | None
+
+
+def _count_results(body: bytes) -> int | None:
+    """Count the results of a pulled JSON body; None when it has no results list."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    results = answer.get("results") if isinstance(answer, dict) else None
+    return len(results) if isinstance(results, list) else None
+
+
 class Pace:
     """At most `per_minute` requests in any `window` seconds, shared by a client's threads."""
 
@@ -208,16 +231,22 @@ class InfobipClient:
 
     def pull_reports(
         self, *, bulk_id: str | None = None, message_id: str | None = None, limit: int = 50
-    ) -> list[dict[str, Any]]:
-        """Fetch reports Infobip could not deliver; each is returned only once."""
+    ) -> Pulled:
+        """Fetch reports of calls sent without a notifyUrl; each is handed out only once.
+
+        The 2xx body comes back untouched, whatever it holds; any other answer raises
+        ProviderError.
+        """
         params: dict[str, str | int] = {"limit": limit}
         if bulk_id:
             params["bulkId"] = bulk_id
         if message_id:
             params["messageId"] = message_id
-        answer = self._request("GET", REPORTS_PATH, params=params)
-        results = answer.get("results")
-        return [r for r in results if isinstance(r, dict)] if isinstance(results, list) else []
+        response = self._send("GET", REPORTS_PATH, params=params)
+        if not response.is_success:
+            raise _refusal(response)
+        content_type = response.headers.get("Content-Type", "application/json")
+        return Pulled(response.content, content_type, _count_results(response.content))
 
     def logs(
         self,
@@ -264,16 +293,18 @@ class InfobipClient:
         return [entry for entry in entries if entry is not None]
 
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        return _judge(self._send(method, path, **kwargs))
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Content-Type": "application/json"} if "content" in kwargs else {}
         try:
-            response = self._http.request(method, path, headers=headers, **kwargs)
+            return self._http.request(method, path, headers=headers, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise ProviderError(FailureKind.UNAVAILABLE, f"cannot connect: {exc}") from exc
         except httpx.TimeoutException as exc:
             raise ProviderError(FailureKind.TIMEOUT, "no answer in time") from exc
         except httpx.TransportError as exc:
             raise ProviderError(FailureKind.TIMEOUT, f"connection dropped: {exc}") from exc
-        return _judge(response)
 
 
 def _judge(response: httpx.Response) -> dict[str, Any]:
@@ -286,10 +317,16 @@ def _judge(response: httpx.Response) -> dict[str, Any]:
         if not isinstance(answer, dict):
             raise ProviderError(FailureKind.TIMEOUT, "unreadable 2xx answer", status)
         return answer
+    raise _refusal(response)
+
+
+def _refusal(response: httpx.Response) -> ProviderError:
+    """Describe a non-2xx answer: 429/5xx unavailable, any other refused."""
+    status = response.status_code
     try:
         body = response.json()
     except ValueError:
         body = None
     text, details = describe_error(body)
     kind = FailureKind.UNAVAILABLE if status == 429 or status >= 500 else FailureKind.REFUSED
-    raise ProviderError(kind, text, status, _retry_after(response), details)
+    return ProviderError(kind, text, status, _retry_after(response), details)

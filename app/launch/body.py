@@ -24,10 +24,14 @@ def build_launch_body(
     campaign: Campaign,
     calls: Iterable[Destined],
     *,
-    notify_url: str,
+    notify_url: str | None,
     notify_content_type: str,
 ) -> dict[str, Any]:
-    """Build Infobip's request for some calls of a campaign, with ivrdesk's notifyUrl."""
+    """Build Infobip's request for some calls of a campaign, with ivrdesk's notifyUrl.
+
+    Without a notify URL (pull mode) neither notifyUrl nor notifyContentType is sent:
+    Infobip then keeps the calls' reports for GET /voice/1/reports (INFOBIP.md §6).
+    """
     grouped: dict[int, list[dict[str, str]]] = {}
     for call in calls:
         grouped.setdefault(call.message_index, []).append(
@@ -35,9 +39,11 @@ def build_launch_body(
         )
     messages = []
     for index, destinations in grouped.items():
-        fields = dict(campaign.messages[index])
-        fields.setdefault("notifyContentType", notify_content_type)
-        fields["notifyUrl"] = notify_url
+        stored = campaign.messages[index]
+        if notify_url is None:
+            fields = {key: value for key, value in stored.items() if key != "notifyContentType"}
+        else:
+            fields = {"notifyContentType": notify_content_type, **stored, "notifyUrl": notify_url}
         for start in range(0, len(destinations), MAX_DESTINATIONS_PER_MESSAGE):
             chunk = destinations[start : start + MAX_DESTINATIONS_PER_MESSAGE]
             messages.append({**fields, "destinations": chunk})

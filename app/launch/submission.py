@@ -99,11 +99,14 @@ class BatchResult:
 
 @dataclass(frozen=True)
 class Submitter:
-    """Everything needed to send batches: sessions, the client and ivrdesk's notify URL."""
+    """Everything needed to send batches: sessions, the client and ivrdesk's notify URL.
+
+    notify_url is None in pull mode: calls are then sent without a notifyUrl.
+    """
 
     sessions: sessionmaker[Session]
     client: InfobipClient
-    notify_url: str
+    notify_url: str | None
     notify_content_type: str
     claimant: str
     policy: RetryPolicy = RetryPolicy()

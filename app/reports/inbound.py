@@ -13,6 +13,8 @@ from sqlalchemy.sql.dml import ReturningInsert
 from app.db import select_rows, utcnow
 from app.models import InboundReport
 
+PULL_PEER = "pull"  # the peer of a body fetched from Infobip's GET /voice/1/reports
+
 
 @dataclass(frozen=True)
 class Inbound:

@@ -277,21 +277,28 @@ def _record_set(
 ANSWER_ITEMS = 1000  # items listed in one answer at most; the counts are always whole
 
 
+# The notify answer's count of each result (DESIGN.md "Receiving delivery reports", step 6).
+COUNT_NAMES = {
+    APPLIED: "applied",
+    NOT_APPLIED: "notApplied",
+    DUPLICATE: "duplicates",
+    UNMATCHED: "unmatched",
+    INVALID: "invalid",
+}
+
+
 def summarise(results: Sequence[ItemResult]) -> dict[str, Any]:
     """Build the notify answer: exact counts per result, and the first ANSWER_ITEMS items.
 
     `itemsOmitted` says how many items a longer answer left out (0 for most).
     """
-    counts = {APPLIED: 0, NOT_APPLIED: 0, DUPLICATE: 0, UNMATCHED: 0, INVALID: 0}
-    for item in results:
-        counts[item.result] += 1
-    answer: dict[str, Any] = {
-        "applied": counts[APPLIED],
-        "notApplied": counts[NOT_APPLIED],
-        "duplicates": counts[DUPLICATE],
-        "unmatched": counts[UNMATCHED],
-        "invalid": counts[INVALID],
-        "items": [item.as_json() for item in results[:ANSWER_ITEMS]],
-        "itemsOmitted": max(0, len(results) - ANSWER_ITEMS),
-    }
+    counts = Counter(item.result for item in results)
+    answer: dict[str, Any] = {name: counts[result] for result, name in COUNT_NAMES.items()}
+    answer["items"] = [item.as_json() for item in results[:ANSWER_ITEMS]]
+    answer["itemsOmitted"] = max(0, len(results) - ANSWER_ITEMS)
     return answer
+
+
+def describe_counts(answer: dict[str, Any]) -> str:
+    """Say an answer's counts in one line: `applied 1, notApplied 0, ...`."""
+    return ", ".join(f"{name} {answer[name]}" for name in COUNT_NAMES.values())

@@ -1,8 +1,7 @@
-"""Stored bodies recorded again: a replay of a kept body, and a pulled batch kept first."""
+"""Stored bodies recorded (again): a replay of a kept body, and every pulled body."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -10,6 +9,7 @@ from sqlalchemy.orm import Session
 from app.db import utcnow
 from app.models import EventSource, InboundReport
 from app.reports.events import report_candidate
+from app.reports.inbound import PULL_PEER
 from app.reports.items import DeliveryReport, InvalidItem
 from app.reports.parse import parse_report_body
 from app.reports.record import invalid_results, record, summarise
@@ -20,7 +20,7 @@ def replay_inbound(session: Session, inbound: InboundReport) -> dict[str, Any]:
     items = parse_report_body(inbound.body, inbound.content_type)
     inbound.items = len(items)
     inbound.parse_error = None
-    source = EventSource.PULL if inbound.peer == "pull" else EventSource.REPORT
+    source = EventSource.PULL if inbound.peer == PULL_PEER else EventSource.REPORT
     received_at = utcnow()
     reports = [item for item in items if isinstance(item, DeliveryReport)]
     candidates = [
@@ -30,19 +30,3 @@ def replay_inbound(session: Session, inbound: InboundReport) -> dict[str, Any]:
     refused = invalid_results([item for item in items if isinstance(item, InvalidItem)])
     results = record(session, candidates)
     return summarise(sorted(refused + results, key=lambda result: result.index))
-
-
-def store_pulled(session: Session, results: list[dict[str, Any]]) -> InboundReport:
-    """Keep a pulled batch as a raw report (Infobip returns each report only once)."""
-    body = json.dumps({"results": results}, separators=(",", ":")).encode()
-    inbound = InboundReport(
-        received_at=utcnow(),
-        content_type="application/json",
-        peer="pull",
-        body=body,
-        size=len(body),
-        items=len(results),
-    )
-    session.add(inbound)
-    session.flush()
-    return inbound

@@ -52,6 +52,13 @@ def service_error(status: int, exception: dict[str, Any]) -> Response:
     return json_response(status, {"requestError": {"serviceException": exception}})
 
 
+def bad_request(errors: dict[str, list[str]]) -> Response:
+    """Answer 400 in Infobip's shape, naming each field and what is wrong with it."""
+    return service_error(
+        400, {"messageId": "BAD_REQUEST", "text": "Bad request", "validationErrors": errors}
+    )
+
+
 def take_fault(faults: Faults) -> Faults | None:
     """Return the fault for this request and count it down (simulator lock held)."""
     if faults.mode is None:

@@ -17,21 +17,13 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from app.infobip.limits import LOGS_MAX_LIMIT, LOGS_REQUESTS_PER_MINUTE, LOGS_WINDOW_HOURS
-from app.simulator.faults import TOO_MANY, json_response, service_error
+from app.simulator.faults import TOO_MANY, bad_request, json_response
 from app.simulator.reports import ACCEPTED, FINAL_CODES, Message, Report, format_time, render_report
 
 WINDOW = timedelta(hours=LOGS_WINDOW_HOURS)
 MAX_LIMIT = LOGS_MAX_LIMIT
 DEFAULT_LIMIT = 50
 REQUESTS_PER_MINUTE = LOGS_REQUESTS_PER_MINUTE
-
-
-def _bad_request(field: str, message: str) -> Response:
-    """Answer 400 in Infobip's shape, naming the field."""
-    errors = {field: [message]}
-    return service_error(
-        400, {"messageId": "BAD_REQUEST", "text": "Bad request", "validationErrors": errors}
-    )
 
 
 def _moment(text: str) -> datetime:
@@ -90,9 +82,9 @@ class CallLog:
         try:
             limit = int(args.get("limit", str(DEFAULT_LIMIT)))
         except ValueError:
-            return _bad_request("limit", "must be a number")
+            return bad_request({"limit": ["must be a number"]})
         if not 1 <= limit <= MAX_LIMIT:
-            return _bad_request("limit", f"must be between 1 and {MAX_LIMIT}")
+            return bad_request({"limit": [f"must be between 1 and {MAX_LIMIT}"]})
         now = datetime.now(UTC)
         since, until = now - WINDOW, now
         try:
@@ -101,7 +93,7 @@ class CallLog:
             if args.get("sentUntil"):
                 until = min(until, _moment(args["sentUntil"]))
         except ValueError as exc:
-            return _bad_request("sentSince/sentUntil", str(exc))
+            return bad_request({"sentSince/sentUntil": [str(exc)]})
         wanted = set(args.getlist("messageId"))
         bulk_id, general = args.get("bulkId"), args.get("generalStatus")
         found: list[dict[str, Any]] = []

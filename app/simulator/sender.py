@@ -1,4 +1,4 @@
-"""The fake Infobip's report sender: holds reports until due, posts them, keeps the rest to pull."""
+"""The fake Infobip's report sender: holds reports until due, posts them or shelves them to pull."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from app.simulator.pulls import Shelf
 from app.simulator.reports import (
     INTERMEDIATE,
     OUTCOMES,
@@ -52,7 +53,7 @@ class ReportPlan:
     duplicate_rate: float = 0.0
     reorder: bool = False
     batch_size: int = 1
-    enabled: bool = True
+    enabled: bool = True  # False: reports of calls with a notifyUrl are never posted (lost)
     seed: int | None = None
     drop_rate: float = 0.0  # share of final reports never posted (still in the voice logs)
 
@@ -67,11 +68,16 @@ class _Group:
 
 
 class ReportSender:
-    """Schedule the reports of accepted calls, post them to their notifyUrl, keep the rest."""
+    """Schedule the reports of accepted calls: post them to their notifyUrl, or shelve them.
+
+    Only reports of calls sent without a notifyUrl are shelved for GET /voice/1/reports
+    (INFOBIP.md §6); a report whose POST fails is lost, as with Infobip.
+    """
 
     reports_posted: int
     reports_failed: int
     reports_dropped: int
+    reports_withheld: int
 
     def __init__(
         self,
@@ -79,12 +85,15 @@ class ReportSender:
         closed: threading.Event,
         plan: ReportPlan,
         on_final: Callable[[Report], None],
+        shelf: Shelf,
     ) -> None:
         """Share the simulator's lock and closing flag; threads start with the first call.
 
         on_final: told of every call's final report when it falls due (lock held).
+        shelf: where due reports of calls sent without a notifyUrl wait to be pulled.
         """
         self._on_final = on_final
+        self._shelf = shelf
         self._cond = cond
         self._closed = closed
         self._workers: list[threading.Thread] = []
@@ -112,11 +121,11 @@ class ReportSender:
             self.reports_posted = 0
             self.reports_failed = 0
             self.reports_dropped = 0
+            self.reports_withheld = 0
             self._sent: list[tuple[str, str, bytes]] = []
             self._heap: list[tuple[float, int, Report | _Group]] = []
             self._waiting = 0
             self._ready: dict[tuple[str, str], collections.deque[Report]] = {}
-            self._pullable: dict[int, Report] = {}
             self._cond.notify_all()
 
     def sent(self) -> list[tuple[str, str, bytes]]:
@@ -130,8 +139,9 @@ class ReportSender:
             "reports_posted": self.reports_posted,
             "reports_failed": self.reports_failed,
             "reports_dropped": self.reports_dropped,
+            "reports_withheld": self.reports_withheld,
             "pending_reports": self._outstanding(),
-            "pullable_reports": len(self._pullable),
+            "pullable_reports": len(self._shelf),
         }
 
     def wait_idle(self, timeout: float) -> bool:
@@ -172,18 +182,6 @@ class ReportSender:
             self._client.close()
             self._client = None
 
-    def pull(self, bulk_id: str | None, message_id: str | None, limit: int) -> list[Report]:
-        """Remove and return up to limit kept reports matching the filters."""
-        with self._cond:
-            self._release_due()
-            seqs: list[int] = []
-            for seq, report in self._pullable.items():
-                if len(seqs) == limit:
-                    break
-                if _matches(report, bulk_id, message_id):
-                    seqs.append(seq)
-            return [self._pullable.pop(seq) for seq in seqs]
-
     def _push(self, due: float, item: Report | _Group) -> None:
         """Put a report or a group of final reports on the due-time heap (lock held)."""
         heapq.heappush(self._heap, (due, next(self._seq), item))
@@ -193,9 +191,9 @@ class ReportSender:
         """Count reports scheduled, ready or being posted (lock held)."""
         return self._waiting + sum(map(len, self._ready.values())) + self._in_flight
 
-    def _release_due(self) -> None:
-        """Move due reports to the ready groups or keep them for pulling (lock held)."""
-        now, kept = time.monotonic(), len(self._pullable)
+    def release_due(self) -> None:
+        """Move due reports to the ready groups or to the shelf (lock held)."""
+        now, kept = time.monotonic(), len(self._shelf)
         while self._heap and self._heap[0][0] <= now:
             due, _, item = heapq.heappop(self._heap)
             if isinstance(item, _Group):
@@ -204,7 +202,7 @@ class ReportSender:
             else:
                 self._waiting -= 1
                 self._route(item)
-        if len(self._pullable) != kept:
+        if len(self._shelf) != kept:
             self._cond.notify_all()
 
     def _expand(self, due: float, group: _Group) -> None:
@@ -227,17 +225,19 @@ class ReportSender:
                 self._push(due + rng.uniform(0, plan.delay / 2), report)
 
     def _route(self, report: Report) -> None:
-        """Queue a due report for its notifyUrl, keep it for pulling, or drop it (lock held).
+        """Shelve a due report of a call without a notifyUrl, or queue it for its notifyUrl.
 
-        A dropped report (plan.drop_rate) is lost as a real one can be: never posted,
-        not kept for pulling; the voice logs still show the call's final status.
+        A report withheld (plan.enabled False) or dropped (plan.drop_rate) is lost as a
+        real one can be: never posted, never pullable; the voice logs still show the
+        call's final status. Lock held.
         """
         url = report.message.notify_url
-        if url is not None and self.plan.drop_rate and self._rng.random() < self.plan.drop_rate:
+        if url is None:
+            self._shelf.keep(report)
+        elif not self.plan.enabled:
+            self.reports_withheld += 1
+        elif self.plan.drop_rate and self._rng.random() < self.plan.drop_rate:
             self.reports_dropped += 1
-            return
-        if url is None or not self.plan.enabled:
-            self._pullable[next(self._seq)] = report
         else:
             key = (url, report.message.content_type)
             self._ready.setdefault(key, collections.deque()).append(report)
@@ -257,7 +257,7 @@ class ReportSender:
         """Wait for the next batch to post; None when closing."""
         with self._cond:
             while not self._closed.is_set():
-                self._release_due()
+                self.release_due()
                 taken = self._take_batch()
                 if taken is not None:
                     self._in_flight += len(taken[1])
@@ -279,7 +279,6 @@ class ReportSender:
                     self.reports_posted += len(batch)
                 else:
                     self.reports_failed += len(batch)
-                    self._pullable.update((next(self._seq), report) for report in batch)
                 self._cond.notify_all()
 
     def _post(self, url: str, content_type: str, body: bytes) -> bool:
@@ -293,8 +292,3 @@ class ReportSender:
             logger.info("report POST failed: %s", type(exc).__name__)
             return False
         return answer.is_success
-
-
-def _matches(report: Report, bulk_id: str | None, message_id: str | None) -> bool:
-    """Tell whether a report passes the bulkId and messageId filters of a pull."""
-    return bulk_id in (None, report.message.bulk_id) and message_id in (None, report.message_id)

@@ -1,8 +1,9 @@
 """The fake Infobip: a WSGI app speaking Infobip's IVR wire format, with faults and a control API.
 
 Codes and shapes follow INFOBIP.md (sections 1, 3, 4 and 5) and its payload samples. Reports
-are built in app.simulator.reports and sent by app.simulator.sender; launch bodies are checked
-by app.simulator.validation; faults live in app.simulator.faults.
+are built in app.simulator.reports and sent by app.simulator.sender, or handed out by
+app.simulator.pulls; launch bodies are checked by app.simulator.validation; faults live in
+app.simulator.faults.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ from app.simulator.faults import (
     UNAUTHORIZED,
     Faults,
     apply_fault,
+    bad_request,
     json_response,
     service_error,
     take_fault,
 )
 from app.simulator.logs import CallLog
+from app.simulator.pulls import Shelf
 from app.simulator.reports import (
     ACCEPTED,
     DUPLICATE,
@@ -110,8 +113,9 @@ class Simulator:
         self._cond = threading.Condition()
         self._closed = threading.Event()
         self._log = CallLog()
+        self._shelf = Shelf()
         self._sender = ReportSender(
-            self._cond, self._closed, plan or ReportPlan(), self._log.finish
+            self._cond, self._closed, plan or ReportPlan(), self._log.finish, self._shelf
         )
         self._clear()
         self._routes: dict[tuple[str, str], Callable[[Request], Response]] = {
@@ -141,7 +145,7 @@ class Simulator:
 
     @property
     def reports_failed(self) -> int:
-        """Return how many reports failed to post and were kept for pulling."""
+        """Return how many reports failed to post (lost, as with Infobip: never pullable)."""
         return self._sender.reports_failed
 
     def _clear(self) -> None:
@@ -152,11 +156,17 @@ class Simulator:
             self.message_counts = collections.Counter()
             self.duplicates_rejected = 0
             self._sender.clear()
+            self._shelf.clear()
             self._log.clear()
 
     def reports_sent(self) -> list[tuple[str, str, bytes]]:
         """Return (url, content type, body) of every report POST made, successful or not."""
         return self._sender.sent()
+
+    def reports_served(self) -> list[bytes]:
+        """Return every body GET /voice/1/reports answered with, in order."""
+        with self._cond:
+            return self._shelf.served()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no report is waiting to be posted; False on timeout."""
@@ -242,9 +252,7 @@ class Simulator:
             return faulted
         errors = validate_launch(body)
         if errors:
-            return service_error(
-                400, {"messageId": "BAD_REQUEST", "text": "Bad request", "validationErrors": errors}
-            )
+            return bad_request(errors)
         return json_response(200, self._accept(body))
 
     def _judge(self, to: str, message_id: str) -> dict[str, Any]:
@@ -298,16 +306,9 @@ class Simulator:
         """Handle GET /voice/1/reports: hand out kept reports, each only once."""
         if not self._authorized(request.headers.get("Authorization", "")):
             return service_error(401, UNAUTHORIZED)
-        bulk_id, message_id = request.args.get("bulkId"), request.args.get("messageId")
-        try:
-            limit = min(max(int(request.args.get("limit", "50")), 1), 1000)
-        except ValueError:
-            errors = {"limit": ["must be a number"]}
-            return service_error(
-                400, {"messageId": "BAD_REQUEST", "text": "Bad request", "validationErrors": errors}
-            )
-        taken = self._sender.pull(bulk_id, message_id, limit)
-        return json_response(200, {"results": [render_report(report) for report in taken]})
+        with self._cond:
+            self._sender.release_due()
+            return self._shelf.answer(request)
 
     def _logs(self, request: Request) -> Response:
         """Handle GET /tts/3/logs: every accepted call with its current status."""

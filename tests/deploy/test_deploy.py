@@ -215,16 +215,10 @@ def test_dockerfile_runs_the_release_step_as_a_user_with_a_healthcheck() -> None
                 assert (ROOT / source).exists(), source
 
 
-def test_systemd_units_run_ivrdesk_and_pull_reports_every_five_minutes() -> None:
+def test_systemd_units_run_ivrdesk_and_the_dispatcher() -> None:
     web = unit("ivrdesk.service")["Service"]
     assert web["ExecStart"] == "/opt/ivrdesk/deploy/release.sh"
     assert web["User"] == "ivrdesk"
     assert web["EnvironmentFile"] == "/etc/ivrdesk/ivrdesk.env"
     assert "PROMETHEUS_MULTIPROC_DIR=/run/ivrdesk/metrics" in web["Environment"]
     assert unit("ivrdesk-dispatch.service")["Service"]["ExecStart"].endswith("ivrdesk dispatch")
-    pull = unit("ivrdesk-reports-pull.service")["Service"]
-    assert pull["Type"] == "oneshot"
-    assert pull["ExecStart"].endswith("ivrdesk reports pull")
-    timer = unit("ivrdesk-reports-pull.timer")["Timer"]
-    assert timer["OnUnitActiveSec"] == "5min"
-    assert timer["Unit"] == "ivrdesk-reports-pull.service"

@@ -43,7 +43,9 @@ def test_client_basic_auth_and_pull() -> None:
         with InfobipClient(base_url=server.url, username="ana", password="secret-pass") as client:
             answer = client.launch(BODY)
             assert answer["messages"][0]["status"]["name"] == "PENDING_ACCEPTED"
-            assert client.pull_reports(limit=10) == []
+            pulled = client.pull_reports(limit=10)
+            assert (pulled.body, pulled.count) == (b'{"results":[]}', 0)
+            assert pulled.content_type.startswith("application/json")
         with InfobipClient(base_url=server.url, username="ana", password="wrong") as client:
             with pytest.raises(ProviderError) as refused:
                 client.launch(BODY)

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from flask import Flask
 from sqlalchemy import func, select, update
 
@@ -50,11 +51,12 @@ def test_reports_replay_applies_a_body_that_failed_before(
         assert answered.outcome == "answered_human"
 
 
+@pytest.mark.parametrize("reports_mode", ["pull"])
 def test_reports_pull_stores_then_applies_until_empty(
     http: httpx.Client, app: Flask, simulator: Simulator
 ) -> None:
-    # Reports go to ivrdesk's notifyUrl on a port where nothing listens: Infobip keeps
-    # them, and `reports pull` fetches them.
+    # Pull mode: calls are sent without a notifyUrl, so Infobip keeps their reports and
+    # `reports pull` fetches them.
     simulator.plan = ReportPlan(delay=0.01, mix={"busy": 1.0})
     numbers = [f"4179302{n:04d}" for n in range(5)]
     assert (

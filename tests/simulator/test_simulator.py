@@ -441,38 +441,59 @@ def test_batch_size_groups_reports(
     assert sent == {entry["messageId"] for entry in answer.json()["messages"]}
 
 
-def test_failed_delivery_is_pullable_exactly_once(
+def test_reports_of_calls_without_notify_url_are_pullable_exactly_once(
+    server: SimulatorServer, client: httpx.Client
+) -> None:
+    body = {"bulkId": "bulk-pull", "messages": [message("41793026727", "41793026728")]}
+    ids = [entry["messageId"] for entry in launch(client, server, body).json()["messages"]]
+    assert server.simulator.wait_idle()
+    pull = f"{server.url}/voice/1/reports"
+    assert client.get(pull).status_code == 401
+    assert wait_for(lambda: server.simulator.state()["pullable_reports"] == 2)
+    one = client.get(pull, params={"messageId": ids[1]}, headers=AUTH)
+    assert [report["messageId"] for report in one.json()["results"]] == [ids[1]]
+    rest = client.get(pull, params={"bulkId": "bulk-pull"}, headers=AUTH)
+    assert [report["messageId"] for report in rest.json()["results"]] == [ids[0]]
+    empty = client.get(pull, headers=AUTH)
+    assert empty.json() == {"results": []}
+    assert server.simulator.reports_served() == [one.content, rest.content, empty.content]
+    assert server.simulator.state()["pullable_reports"] == 0
+
+
+def test_failed_delivery_is_lost_not_pullable(
     server: SimulatorServer, client: httpx.Client, receiver: Receiver
 ) -> None:
     receiver.status = 500
-    body = {"bulkId": "bulk-pull", "messages": [message("41793026727", "41793026728")]}
+    body = {"bulkId": "bulk-lost", "messages": [message("41793026727", "41793026728")]}
     body["messages"][0]["notifyUrl"] = receiver.url
     ids = [entry["messageId"] for entry in launch(client, server, body).json()["messages"]]
     assert server.simulator.wait_idle()
     assert len(receiver.posts) == 2
     state = client.get(f"{server.url}/_simulator/state").json()
     assert (state["reports_failed"], state["reports_posted"], state["pending_reports"]) == (2, 0, 0)
-    pull = f"{server.url}/voice/1/reports"
-    assert client.get(pull).status_code == 401
-    one = client.get(pull, params={"messageId": ids[1]}, headers=AUTH).json()["results"]
-    assert [report["messageId"] for report in one] == [ids[1]]
-    rest = client.get(pull, params={"bulkId": "bulk-pull"}, headers=AUTH).json()["results"]
-    assert [report["messageId"] for report in rest] == [ids[0]]
-    assert client.get(pull, headers=AUTH).json() == {"results": []}
+    assert state["pullable_reports"] == 0
+    assert client.get(f"{server.url}/voice/1/reports", headers=AUTH).json() == {"results": []}
+    logs = client.get(f"{server.url}/tts/3/logs", params={"bulkId": "bulk-lost"}, headers=AUTH)
+    finals = {entry["messageId"]: entry["doneAt"] for entry in logs.json()["results"]}
+    assert set(finals) == set(ids)
+    assert None not in finals.values()  # the logs still know each call's final status
 
 
-def test_reports_without_notify_url_or_disabled_are_kept(
+def test_disabled_plan_posts_nothing_and_keeps_only_calls_without_notify_url(
     server: SimulatorServer, client: httpx.Client, receiver: Receiver
 ) -> None:
     server.simulator.plan = ReportPlan(delay=0.01, enabled=False)
-    launch(client, server, {"messages": [message("41793026727", notifyUrl=receiver.url)]})
-    launch(client, server, {"messages": [message("41793026728")]})
+    posted = launch(client, server, {"messages": [message("41793026727", notifyUrl=receiver.url)]})
+    kept = launch(client, server, {"messages": [message("41793026728")]})
     assert server.simulator.wait_idle()
     assert receiver.posts == []
-    pull = f"{server.url}/voice/1/reports"
-    results = client.get(pull, params={"limit": 1}, headers=AUTH).json()["results"]
-    assert len(results) == 1
-    assert len(client.get(pull, headers=AUTH).json()["results"]) == 1
+    state = server.simulator.state()
+    assert (state["reports_withheld"], state["pullable_reports"]) == (1, 1)
+    results = client.get(f"{server.url}/voice/1/reports", headers=AUTH).json()["results"]
+    assert [r["messageId"] for r in results] == [kept.json()["messages"][0]["messageId"]]
+    withheld = posted.json()["messages"][0]["messageId"]
+    logs = client.get(f"{server.url}/tts/3/logs", params={"messageId": withheld}, headers=AUTH)
+    assert logs.json()["results"][0]["doneAt"] is not None
 
 
 def test_duplicates_post_identical_reports(
@@ -519,7 +540,7 @@ def test_reorder_posts_intermediate_after_final(
 
 
 def test_launch_of_100000_destinations(server: SimulatorServer, client: httpx.Client) -> None:
-    server.simulator.plan = ReportPlan(delay=0.05, enabled=False)
+    server.simulator.plan = ReportPlan(delay=0.05, enabled=False)  # sent without a notifyUrl
     messages = [message(*(f"4179{m}{i:06d}" for i in range(20_000))) for m in range(5)]
     answer = launch(client, server, {"messages": messages}, timeout=60.0)
     assert answer.status_code == 200
@@ -529,7 +550,7 @@ def test_launch_of_100000_destinations(server: SimulatorServer, client: httpx.Cl
     assert len({entry["messageId"] for entry in entries}) == 100_000
     assert sum(server.simulator.message_counts.values()) == 100_000
     assert server.simulator.wait_idle()
-    assert server.simulator.state()["pullable_reports"] == 100_000
+    assert server.simulator.state()["pullable_reports"] == 100_000  # Infobip keeps them all
 
 
 def test_serve_stops_on_sigterm() -> None:
