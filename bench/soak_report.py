@@ -112,7 +112,7 @@ def print_report(
           f"them)")  # fmt: skip
     print(f"fake Infobip: {state['accepted']} calls accepted, {state['reports_posted']} "
           f"reports posted, {state['reports_failed']} failed; drained in "
-          f"{state['drain_seconds']:.1f} s {state['pull']}")  # fmt: skip
+          f"{state['drain_seconds']:.1f} s {state['reconcile']}")  # fmt: skip
     print("database: " + ", ".join(f"{name} {count}" for name, count in sizes.items()))
     print("\nchecks")
     for name, value in findings.figures.items():
