@@ -3,23 +3,28 @@
 GET /tts/3/logs (INFOBIP.md §6) has no cursor: at most 1000 entries a request, the
 last 48 hours, 120 requests a minute (paced by InfobipClient.logs). A bulk with many
 calls to find is swept by time windows, one per run of its batches holding at most
-1000 calls, cut at the moments ivrdesk sent them; whatever a sweep did not find is
-then asked for by messageId, a hundred at a time. Absence is only concluded from
-those messageId requests, which a window's limit cannot cut short.
+1000 calls, cut at the moments ivrdesk sent them; a window whose answer reached the
+limit is split at the times Infobip gave; whatever a sweep did not find is then asked
+for by messageId, a hundred at a time. Absence is only concluded from those messageId
+requests, which a window's limit cannot cut short.
 """
 
 from __future__ import annotations
 
+import collections
 import itertools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from app.infobip.client import InfobipClient, LogEntry
 from app.infobip.limits import LOGS_MAX_LIMIT, LOGS_WINDOW_HOURS
+from app.reports.fields import parse_timestamp
 
 IDS_PER_REQUEST = 100  # messageIds named in one request: its URL stays short
 SWEEP_FROM = 2 * IDS_PER_REQUEST  # fewer calls of a bulk to find: ask by messageId only
+TICK = timedelta(milliseconds=1)  # the resolution of Infobip's times
 CLOCK_SKEW = timedelta(minutes=2)  # Infobip's sentAt may be a little before our clock's
 WINDOW = timedelta(hours=LOGS_WINDOW_HOURS)
 
@@ -56,8 +61,7 @@ def find_in_logs(
     """
     wanted = set(message_ids)
     if len(wanted) >= SWEEP_FROM and sendings:
-        for since, until in sweep_windows(sendings, now=now):
-            _keep(search, wanted, _read(client, search, bulk_id=bulk_id, since=since, until=until))
+        _sweep(client, search, wanted, bulk_id, sweep_windows(sendings, now=now))
     missing = [message_id for message_id in message_ids if message_id not in search.entries]
     for start in range(0, len(missing), IDS_PER_REQUEST):
         chunk = missing[start : start + IDS_PER_REQUEST]
@@ -85,6 +89,70 @@ def sweep_windows(sendings: Sequence[Sending], *, now: datetime) -> list[tuple[d
     return [(since, until) for since, until in itertools.pairwise(bounds) if since < until]
 
 
+def _sweep(
+    client: InfobipClient,
+    search: Search,
+    wanted: set[str],
+    bulk_id: str,
+    windows: Sequence[tuple[datetime, datetime]],
+) -> None:
+    """Read the windows; while calls are missing, split those whose answer was cut short.
+
+    A batch Infobip dated across a cut, or batches sent in parallel, fill a window past
+    the limit. Such a window is split at the median time of what it returned (or around
+    that one moment, when every entry had it), after every first window was read, and
+    only while splitting costs fewer requests than asking for the missing calls by
+    messageId would.
+    """
+    queue = collections.deque((since, until, False) for since, until in windows)
+    missing = len(wanted - search.entries.keys())
+    splits = 0
+    while queue and missing:
+        since, until, split = queue.popleft()
+        if split:
+            if splits >= math.ceil(missing / IDS_PER_REQUEST):
+                return
+            splits += 1
+        entries = _read(client, search, bulk_id=bulk_id, since=since, until=until)
+        missing -= _keep(search, wanted, entries)
+        if len(entries) >= LOGS_MAX_LIMIT:
+            queue.extend((*part, True) for part in split_window(since, until, entries))
+
+
+def split_window(
+    since: datetime, until: datetime, entries: Sequence[LogEntry]
+) -> list[tuple[datetime, datetime]]:
+    """Cut a window whose answer reached the limit in two, each without one moment it held.
+
+    The cut is the median sentAt of the entries returned. When they all share one
+    moment, the window is cut around it: what Infobip holds at that very moment is
+    left to the lookup by messageId.
+    """
+    times = sorted(
+        moment for moment in map(_sent_at, entries) if moment and since <= moment <= until
+    )
+    if not times:
+        return []
+    first, last = times[0], times[-1]
+    if first == last:
+        parts = [(since, first - TICK), (first + TICK, until)]
+    else:
+        cut = times[len(times) // 2]
+        if cut == first:
+            cut = next(moment for moment in times if moment > first)
+        parts = [(since, cut - TICK), (cut, until)]
+    return [(start, end) for start, end in parts if start <= end]
+
+
+def _sent_at(entry: LogEntry) -> datetime | None:
+    """Read when Infobip says it sent the call; None when it does not say it readably."""
+    try:
+        moment, _ = parse_timestamp(entry.raw.get("sentAt"))
+    except ValueError:
+        return None
+    return moment
+
+
 def _read(
     client: InfobipClient,
     search: Search,
@@ -99,8 +167,14 @@ def _read(
     return client.logs(bulk_id=bulk_id, message_ids=message_ids, sent_since=since, sent_until=until)
 
 
-def _keep(search: Search, wanted: set[str], entries: Iterable[LogEntry]) -> None:
-    """Keep the entries of wanted calls; an entry of a call ivrdesk does not want is ignored."""
+def _keep(search: Search, wanted: set[str], entries: Iterable[LogEntry]) -> int:
+    """Keep the entries of wanted calls; return how many were new.
+
+    An entry of a call ivrdesk does not want is ignored.
+    """
+    new = 0
     for entry in entries:
         if entry.message_id in wanted:
+            new += entry.message_id not in search.entries
             search.entries[entry.message_id] = entry
+    return new
