@@ -31,9 +31,10 @@ WINDOW = timedelta(hours=LOGS_WINDOW_HOURS)
 
 @dataclass(frozen=True)
 class Sending:
-    """A batch as ivrdesk sent it: when it was claimed, and how many calls it carried."""
+    """A batch as ivrdesk sent it: when it was claimed and answered, how many calls it carried."""
 
-    at: datetime
+    claimed: datetime
+    answered: datetime | None  # None: no answer recorded (a request in doubt)
     size: int
 
 
@@ -71,21 +72,27 @@ def find_in_logs(
 def sweep_windows(sendings: Sequence[Sending], *, now: datetime) -> list[tuple[datetime, datetime]]:
     """Cut the time since the first batch into windows of at most LOGS_MAX_LIMIT calls sent.
 
-    A window runs from its first batch's claim to the next window's start; the first
-    starts the clock skew earlier, the last runs to now. Nothing older than Infobip's
-    48 hours. A call Infobip dated across a cut lands in the next window or the one
-    before, whose answer may then be cut short: the lookup by messageId finds it.
+    A batch is in Infobip's logs by the time its answer came back (the moment its
+    request was claimed is a poor guess when batches are sent in parallel): windows
+    end at those moments, each after as many batches as fit. The first starts at the
+    first claim less the clock skew, the last runs to now; nothing older than Infobip's
+    48 hours. A call Infobip dated across a cut lands in a neighbouring window, whose
+    answer may then reach the limit: split_window and the lookup by messageId find it.
     """
-    ordered = sorted(sendings, key=lambda sending: sending.at)
-    starts: list[datetime] = []
+    ordered = sorted(sendings, key=lambda sending: sending.answered or sending.claimed)
+    ends: list[datetime] = []
     held = 0
     for sending in ordered:
-        if not starts or held + sending.size > LOGS_MAX_LIMIT:
-            starts.append(sending.at if starts else sending.at - CLOCK_SKEW)
-            held = 0
-        held += sending.size
+        moment = sending.answered or sending.claimed
+        if ends and held + sending.size <= LOGS_MAX_LIMIT:
+            ends[-1] = moment
+            held += sending.size
+        else:
+            ends.append(moment)
+            held = sending.size
     oldest = now - WINDOW + timedelta(minutes=1)
-    bounds = [max(start, oldest) for start in starts] + [now]
+    first = min(sending.claimed for sending in sendings) - CLOCK_SKEW
+    bounds = [max(bound, oldest) for bound in [first, *ends[:-1]]] + [now]
     return [(since, until) for since, until in itertools.pairwise(bounds) if since < until]
 
 
@@ -99,20 +106,19 @@ def _sweep(
     """Read the windows; while calls are missing, split those whose answer was cut short.
 
     A batch Infobip dated across a cut, or batches sent in parallel, fill a window past
-    the limit. Such a window is split at the median time of what it returned (or around
-    that one moment, when every entry had it), after every first window was read, and
-    only while splitting costs fewer requests than asking for the missing calls by
-    messageId would.
+    the limit. What is left of such a window (split_window) is read after every first
+    window, in at most as many requests as asking for every call by messageId would
+    take: whatever happens, the sweep and its lookups cost at most twice that.
     """
     queue = collections.deque((since, until, False) for since, until in windows)
     missing = len(wanted - search.entries.keys())
-    splits = 0
+    budget = math.ceil(missing / IDS_PER_REQUEST)  # what asking by messageId would cost
     while queue and missing:
         since, until, split = queue.popleft()
         if split:
-            if splits >= math.ceil(missing / IDS_PER_REQUEST):
+            if budget == 0:
                 return
-            splits += 1
+            budget -= 1
         entries = _read(client, search, bulk_id=bulk_id, since=since, until=until)
         missing -= _keep(search, wanted, entries)
         if len(entries) >= LOGS_MAX_LIMIT:
@@ -122,24 +128,28 @@ def _sweep(
 def split_window(
     since: datetime, until: datetime, entries: Sequence[LogEntry]
 ) -> list[tuple[datetime, datetime]]:
-    """Cut a window whose answer reached the limit in two, each without one moment it held.
+    """Give what is left to read of a window whose answer reached the limit.
 
-    The cut is the median sentAt of the entries returned. When they all share one
-    moment, the window is cut around it: what Infobip holds at that very moment is
-    left to the lookup by messageId.
+    An answer in time order (oldest or newest first) read the window up to its last
+    moment: the rest of the window follows, from that moment on. Otherwise the window
+    is cut in two at the median moment. Either way a moment that held every entry of
+    the answer is left out: what Infobip holds then is asked for by messageId.
     """
-    times = sorted(
-        moment for moment in map(_sent_at, entries) if moment and since <= moment <= until
-    )
+    times = [moment for moment in map(_sent_at, entries) if moment and since <= moment <= until]
     if not times:
         return []
-    first, last = times[0], times[-1]
-    if first == last:
+    ordered = sorted(times)
+    first, last = ordered[0], ordered[-1]
+    if first == last:  # one moment, in no telling order: both sides of it
         parts = [(since, first - TICK), (first + TICK, until)]
+    elif times == ordered:  # oldest first: everything before `last` was returned
+        parts = [(last, until)]
+    elif times == ordered[::-1]:  # newest first: everything after `first` was returned
+        parts = [(since, first)]
     else:
-        cut = times[len(times) // 2]
+        cut = ordered[len(ordered) // 2]
         if cut == first:
-            cut = next(moment for moment in times if moment > first)
+            cut = next(moment for moment in ordered if moment > first)
         parts = [(since, cut - TICK), (cut, until)]
     return [(start, end) for start, end in parts if start <= end]
 

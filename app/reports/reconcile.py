@@ -211,13 +211,17 @@ def open_calls(
 
 
 def _sendings(session: Session, bulk_id: str) -> list[Sending]:
-    """Return a bulk's batches as they were sent (claimed), for the sweep's windows."""
+    """Return a bulk's batches as they were sent, for the sweep's windows."""
     query = (
-        select(Batch.claimed_at, Batch.size)
+        select(Batch.claimed_at, Batch.finished_at, Batch.size)
         .join(Campaign, Campaign.id == Batch.campaign_id)
         .where(Campaign.bulk_id == bulk_id, Batch.claimed_at.is_not(None))
     )
-    return [Sending(at, size) for at, size in session.execute(query) if at is not None]
+    return [
+        Sending(claimed, answered, size)
+        for claimed, answered, size in session.execute(query)
+        if claimed is not None
+    ]
 
 
 def settle(

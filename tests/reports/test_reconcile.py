@@ -262,17 +262,23 @@ def test_a_full_window_is_split_around_the_times_infobip_gave() -> None:
         ]
 
     end = start + timedelta(seconds=1)
-    # Median of 0, 0, 5, 9 is 5: [start, 4 ms] and [5 ms, end].
-    assert split_window(start, end, entries(0, 0, 5, 9)) == [
+    # Oldest first (as the fake Infobip answers): the rest of the window, from the last
+    # moment returned on (entries at that moment may have been cut short).
+    assert split_window(start, end, entries(0, 0, 5, 9)) == [(start + 9 * tick, end)]
+    # Newest first: the window up to the oldest moment returned.
+    assert split_window(start, end, entries(9, 5, 0, 0)) == [(start, start)]
+    assert split_window(start, end, entries(9, 5, 2)) == [(start, start + 2 * tick)]
+    # In no order: cut at the median; one at the first moment moves to the next one,
+    # so that both halves shrink.
+    assert split_window(start, end, entries(5, 0, 9, 0)) == [
         (start, start + 4 * tick),
         (start + 5 * tick, end),
     ]
-    # A median at the first moment moves to the next one, so both halves shrink.
-    assert split_window(start, end, entries(0, 0, 0, 7)) == [
-        (start, start + 6 * tick),
-        (start + 7 * tick, end),
+    assert split_window(start, end, entries(7, 0, 0, 0, 3)) == [
+        (start, start + 2 * tick),
+        (start + 3 * tick, end),
     ]
-    # One moment only: cut around it (what Infobip holds then is asked for by messageId).
+    # One moment only: the window around it (what Infobip holds then goes by messageId).
     assert split_window(start, end, entries(3, 3)) == [
         (start, start + 2 * tick),
         (start + 4 * tick, end),
@@ -281,15 +287,19 @@ def test_a_full_window_is_split_around_the_times_infobip_gave() -> None:
 
 def test_sweep_windows_hold_at_most_a_request_of_calls() -> None:
     start = datetime(2026, 12, 6, 10, tzinfo=UTC)
-    sendings = [Sending(start + timedelta(seconds=n), 400) for n in range(5)]
+    second = timedelta(seconds=1)
+    # Five batches of 400, claimed a second apart, answered (in Infobip's logs) in a
+    # different order: windows end where the answers came, after two batches each.
+    answers = [3, 1, 4, 2, 6]
+    sendings = [Sending(start + n * second, start + a * second, 400) for n, a in enumerate(answers)]
+    sendings.append(Sending(start + 5 * second, None, 400))  # in doubt: its claim counts
     now = start + timedelta(minutes=10)
-    windows = sweep_windows(sendings, now=now)
-    assert windows == [
-        (start - CLOCK_SKEW, start + timedelta(seconds=2)),
-        (start + timedelta(seconds=2), start + timedelta(seconds=4)),
-        (start + timedelta(seconds=4), now),
+    assert sweep_windows(sendings, now=now) == [
+        (start - CLOCK_SKEW, start + 2 * second),
+        (start + 2 * second, start + 4 * second),
+        (start + 4 * second, now),
     ]
-    old = sweep_windows([Sending(now - timedelta(hours=50), 10)], now=now)
+    old = sweep_windows([Sending(now - timedelta(hours=50), None, 10)], now=now)
     assert old[0][0] > now - timedelta(hours=48)  # never before Infobip's 48 hours
 
 
