@@ -19,6 +19,8 @@ from app.reports.parked import apply_parked
 
 log = logging.getLogger(__name__)
 
+DUTY_GRACE = 5.0  # seconds a running duty is given once the dispatcher is told to stop
+
 
 def claim_next_batch(session: Session, *, claimant: str, now: datetime) -> int | None:
     """Claim the oldest batch that is due; None when there is none (or another won it)."""
@@ -98,10 +100,20 @@ def run_dispatcher(
 ) -> None:
     """Loop until stop is set: submit due batches (when Infobip is configured), sweep parked.
 
-    `duties` run on their own periods (reconciliation, pulling reports), between passes.
+    `duties` run on their own periods (reconciliation, pulling reports) in a thread of
+    their own, so that a long reconciliation round never holds up the batches. When
+    stopped, a duty still running is given a few seconds; what it had not committed
+    is rolled back with the process (a reconciliation records a round in one go).
     """
     name = submitter.claimant if submitter else "sweep-only"
     log.info("dispatcher %s started", name)
+    worker = None
+    if duties:
+        worker = threading.Thread(
+            target=_run_duties_until, args=(duties, stop, interval), name="dispatcher-duties",
+            daemon=True,
+        )  # fmt: skip
+        worker.start()
     while not stop.is_set():
         try:
             if submitter is not None:
@@ -109,6 +121,14 @@ def run_dispatcher(
             sweep_parked(sessions)
         except Exception:  # a database or network hiccup must not end the worker
             log.exception("dispatcher pass failed; retrying in %.1fs", interval)
+        stop.wait(interval)
+    if worker is not None:
+        worker.join(DUTY_GRACE)
+    log.info("dispatcher %s stopped", name)
+
+
+def _run_duties_until(duties: Sequence[Duty], stop: threading.Event, interval: float) -> None:
+    """Run the duties that are due, every `interval` seconds, until stop is set."""
+    while not stop.is_set():
         run_duties(duties, now=time.monotonic())
         stop.wait(interval)
-    log.info("dispatcher %s stopped", name)

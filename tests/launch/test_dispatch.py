@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 
 from app.db import utcnow
 from app.launch.campaigns import create_campaign, fingerprint, prepare_resubmission
-from app.launch.dispatch import dispatch_once
+from app.launch.dispatch import Duty, dispatch_once, run_dispatcher
 from app.launch.request import parse_launch
 from app.launch.submission import submit_campaign
 from app.models import Batch, Call, CallEvent
@@ -234,3 +234,32 @@ def test_dispatch_command_sends_queued_batches_and_stops_on_sigterm(
     assert process.returncode == 0, output
     assert "stopped" in output
     assert simulator.launch_count == 2
+
+
+def test_a_long_duty_does_not_hold_up_the_batches(app: Flask, simulator: Simulator) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> None:  # a reconciliation of many calls, say
+        started.set()
+        release.wait(20)
+
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=run_dispatcher,
+        args=(state(app).sessions, state(app).submitter("dispatch"), stop),
+        kwargs={"interval": 0.02, "duties": [Duty("slow", 600, slow)]},
+    )
+    worker.start()
+    try:
+        assert started.wait(10)
+        store(app, flat_body(*numbers(2)), asynchronous=True)  # queued while the duty runs
+        deadline = time.monotonic() + 10
+        while submit_states(app) != {"accepted": 2} and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not release.is_set()
+    finally:
+        release.set()
+        stop.set()
+        worker.join(10)
+    assert submit_states(app) == {"accepted": 2}
+    assert not worker.is_alive()
