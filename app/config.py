@@ -76,11 +76,7 @@ class Settings:
 
         In pull mode no notifyUrl is sent: neither a public URL nor a notify token is needed.
         """
-        missing = []
-        if not self.infobip_base_url:
-            missing.append("IVR_INFOBIP_BASE_URL")
-        if not self.infobip_api_key and not (self.infobip_username and self.infobip_password):
-            missing.append("IVR_INFOBIP_API_KEY (or IVR_INFOBIP_USERNAME/IVR_INFOBIP_PASSWORD)")
+        missing = list(self.infobip_missing)
         if self.pull_mode:
             return tuple(missing)
         if not self.public_url:
@@ -134,23 +130,17 @@ def _integer(environ: Mapping[str, str], name: str, default: int, minimum: int) 
     return value
 
 
-def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = _text(environ, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not 0 < value <= 600:
-        raise ConfigError(f"{name} must be between 0 and 600 seconds, got {raw}")
-    return value
-
-
 def _span(
-    environ: Mapping[str, str], name: str, default: float, *, unit: str, low: float, high: float
+    environ: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    unit: str,
+    low: float,
+    high: float,
+    low_allowed: bool = True,
 ) -> float:
-    """Read a number of seconds or minutes between low and high (both allowed)."""
+    """Read a number of seconds or minutes between low (allowed or not) and high (allowed)."""
     raw = _text(environ, name)
     if raw is None:
         return default
@@ -158,7 +148,7 @@ def _span(
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number of {unit}, got {raw!r}") from None
-    if not low <= value <= high:
+    if not (low <= value if low_allowed else low < value) or value > high:
         raise ConfigError(f"{name} must be between {low:g} and {high:g} {unit}, got {raw}")
     return value
 
@@ -250,7 +240,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         max_report_bytes=_integer(environ, "IVR_MAX_REPORT_BYTES", 5 * MIB, 1024),
         max_report_results=_integer(environ, "IVR_MAX_REPORT_RESULTS", 10_000, 1),
-        infobip_timeout=_seconds(environ, "IVR_INFOBIP_TIMEOUT", 15.0),
+        infobip_timeout=_span(
+            environ,
+            "IVR_INFOBIP_TIMEOUT",
+            15.0,
+            unit="seconds",
+            low=0,
+            high=600,
+            low_allowed=False,
+        ),
         batch_size=_integer(environ, "IVR_BATCH_SIZE", 1000, 1),
         sync_limit=_integer(environ, "IVR_SYNC_LIMIT", 2000, 0),
         env=env,

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
 from app import app_state
 from app.db import utcnow
 from app.infobip.client import ProviderError
 from app.infobip.limits import LOGS_WINDOW_HOURS
-from app.models import Campaign
+from app.launch.campaigns import NotFound, get_campaign
 from app.reports.reconcile import reconcile, rules_of
 
 
@@ -32,8 +31,10 @@ def reconcile_command(bulk_id: str | None, since_hours: float | None) -> None:
         raise click.ClickException("reconciling needs " + " and ".join(settings.infobip_missing))
     if bulk_id is not None:
         with state.sessions() as session:
-            if session.scalar(select(Campaign.id).where(Campaign.bulk_id == bulk_id)) is None:
-                raise click.ClickException(f"no campaign has bulkId {bulk_id}")
+            try:
+                get_campaign(session, bulk_id)
+            except NotFound:
+                raise click.ClickException(f"no campaign has bulkId {bulk_id}") from None
     rules = rules_of(settings, since_hours=since_hours)
     try:
         settled = reconcile(state.sessions, state.client(), rules, now=utcnow(), bulk_id=bulk_id)

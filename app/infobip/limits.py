@@ -18,3 +18,6 @@ NUMERIC_SENDER = re.compile(f"[0-9]{{{SENDER_MIN_DIGITS},{SENDER_MAX_DIGITS}}}")
 LOGS_WINDOW_HOURS = 48
 LOGS_MAX_LIMIT = 1000
 LOGS_REQUESTS_PER_MINUTE = 120
+
+# GET /voice/1/reports (§6): a page of at most 1000 reports (50 unless asked), each once.
+REPORTS_MAX_LIMIT = 1000

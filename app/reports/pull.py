@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.infobip.client import InfobipClient, ProviderError, Pulled
+from app.infobip.limits import REPORTS_MAX_LIMIT
 from app.models import InboundReport
 from app.reports.inbound import PULL_PEER, Inbound, store_inbound
 from app.reports.parse import ReportParseError
@@ -21,7 +22,6 @@ from app.reports.replay import replay_inbound
 
 log = logging.getLogger(__name__)
 
-PULL_LIMIT = 1000  # reports asked for per request
 MAX_PULLS = 10_000  # a safety stop: 10 million reports in one run
 
 
@@ -90,7 +90,7 @@ def pull_reports(
     summary = PullSummary()
     for _ in range(MAX_PULLS):
         try:
-            pulled = client.pull_reports(bulk_id=bulk_id, limit=PULL_LIMIT)
+            pulled = client.pull_reports(bulk_id=bulk_id, limit=REPORTS_MAX_LIMIT)
         except ProviderError as exc:
             message = f"pulling stopped after {summary.reports} report(s): {exc}"
             raise PullError(message, summary) from exc

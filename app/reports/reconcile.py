@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings
 from app.db import utcnow
 from app.infobip.client import InfobipClient, LogEntry, ProviderError
-from app.infobip.codes import Status, is_final
 from app.launch.submission import CallRef, claim_timeout, submit_candidate
 from app.models import OPEN_CALLS, Batch, BatchState, Call, Campaign, EventSource, SubmitState
 from app.reports.due import due_times
@@ -81,13 +80,13 @@ class Settled:
 
 @dataclass(frozen=True)
 class OpenCall:
-    """A call to look up, and when it was due to be dialled."""
+    """A call to look up, and whether it is IVR_RECONCILE_AFTER past when it was due."""
 
     ref: CallRef
     bulk_id: str
     submit_state: str
     batch_id: int | None
-    due: datetime
+    overdue: bool
 
 
 @dataclass
@@ -124,7 +123,7 @@ def reconcile(
             find_in_logs(client, bulk, ids, found.sendings[bulk], now=now, search=search)
         settled.looked_up = sum(map(len, found.calls.values()))
         settled.requests = search.requests
-        candidates = settle(found, search.entries, rules, now=now, settled=settled)
+        candidates = settle(found, search.entries, now=now, settled=settled)
         candidates = _unless_moved_on(session, found, candidates, settled)
         if candidates:
             record(session, candidates)
@@ -198,12 +197,13 @@ def open_calls(
             attempt = row.claimed_at or row.updated_at
             if attempt < oldest:
                 continue  # gone from Infobip's logs: listed by `calls stuck`
-            if row.submit_state not in IN_DOUBT and now < moment + rules.after:
+            overdue = now >= moment + rules.after
+            if row.submit_state not in IN_DOUBT and not overdue:
                 continue  # its report may still come: not looked up yet
             ref = CallRef(row.id, row.message_index, row.message_id, row.to_number,
                           row.callback_data)  # fmt: skip
             found.calls[campaign.bulk_id].append(
-                OpenCall(ref, campaign.bulk_id, row.submit_state, row.batch_id, moment)
+                OpenCall(ref, campaign.bulk_id, row.submit_state, row.batch_id, overdue)
             )
     for bulk in found.calls:
         found.sendings[bulk] = _sendings(session, bulk)
@@ -225,32 +225,28 @@ def _sendings(session: Session, bulk_id: str) -> list[Sending]:
 
 
 def settle(
-    found: Round,
-    entries: dict[str, LogEntry],
-    rules: Rules,
-    *,
-    now: datetime,
-    settled: Settled,
+    found: Round, entries: dict[str, LogEntry], *, now: datetime, settled: Settled
 ) -> list[Candidate]:
-    """Turn what the logs say of each open call into candidate events (pure)."""
+    """Turn what the logs say of each open call into candidate events (pure).
+
+    Every call of the round is in doubt or overdue (open_calls keeps no other).
+    """
     candidates: list[Candidate] = []
     for calls in found.calls.values():
         for call in calls:
             entry = entries.get(call.ref.message_id)
-            overdue = now >= call.due + rules.after
             in_doubt = call.submit_state in IN_DOUBT
             made: list[Candidate] = []
             if entry is not None and in_doubt:
                 made.append(_submit(call, SubmitState.ACCEPTED, IN_INFOBIP_LOGS, now=now))
                 settled.accepted += 1
-            elif entry is None and in_doubt and overdue:
+            elif entry is None and in_doubt and call.overdue:
                 made.append(_submit(call, SubmitState.FAILED, NOT_IN_INFOBIP_LOGS, now=now))
                 settled.failed += 1
-            if entry is not None and (in_doubt or overdue) and _final(entry):
-                found_final = log_candidate(entry, now=now)
-                if found_final is not None:
-                    made.append(found_final)
-                    settled.final += 1
+            logged = None if entry is None else log_candidate(entry, now=now)
+            if logged is not None and logged.final:
+                made.append(logged)
+                settled.final += 1
             if not made:
                 settled.still_open += 1
             for candidate in made:
@@ -259,13 +255,13 @@ def settle(
     return candidates
 
 
-def log_candidate(entry: LogEntry, *, now: datetime, index: int = 0) -> Candidate | None:
+def log_candidate(entry: LogEntry, *, now: datetime) -> Candidate | None:
     """Build the event of a log entry, read like a flat (version 1) report; None if unreadable.
 
     Its doneAt is the call's end, as in the report Infobip would have posted, so the
     two share a dedupe key: whichever comes second is counted as a duplicate.
     """
-    report = read_item(index, entry.raw)
+    report = read_item(0, entry.raw)
     if not isinstance(report, DeliveryReport):
         return None
     return report_candidate(report, received_at=now, source=EventSource.RECONCILE)
@@ -277,19 +273,6 @@ def _submit(call: OpenCall, state: SubmitState, reason: str, *, now: datetime) -
         call.ref, state.value, {}, None, now=now, source=EventSource.RECONCILE,
         keeps_status=reason,
     )  # fmt: skip
-
-
-def _final(entry: LogEntry) -> bool:
-    """Say whether a log entry's status is final (app.infobip.codes.is_final)."""
-    status = entry.status or {}
-    group, code, name = status.get("groupId"), status.get("id"), status.get("name")
-    return is_final(
-        Status(
-            group if isinstance(group, int) else None,
-            code if isinstance(code, int) else None,
-            name if isinstance(name, str) else None,
-        )
-    )
 
 
 def _unless_moved_on(
@@ -328,11 +311,10 @@ def _unless_moved_on(
 
 def _finish_stale_batches(session: Session, found: Round, *, now: datetime) -> None:
     """Mark done the stale `submitting` batches whose every call the round settled."""
-    ids = [call.ref.id for calls in found.calls.values() for call in calls
-           if call.submit_state == SubmitState.SUBMITTING.value]  # fmt: skip
-    if not ids:
+    batch_ids = {call.batch_id for calls in found.calls.values() for call in calls
+                 if call.submit_state == SubmitState.SUBMITTING.value}  # fmt: skip
+    if not batch_ids:
         return
-    batch_ids = set(session.scalars(select(Call.batch_id).where(Call.id.in_(ids))))
     still = select(Call.id).where(
         Call.batch_id == Batch.id, Call.submit_state == SubmitState.SUBMITTING.value
     )

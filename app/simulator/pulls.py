@@ -10,10 +10,10 @@ import itertools
 
 from werkzeug.wrappers import Request, Response
 
+from app.infobip.limits import REPORTS_MAX_LIMIT
 from app.simulator.faults import bad_request, json_response
 from app.simulator.reports import Report, render_report
 
-MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
 
 
@@ -62,7 +62,9 @@ class Shelf:
         """Handle GET /voice/1/reports (authorization checked by the caller)."""
         bulk_id, message_id = request.args.get("bulkId"), request.args.get("messageId")
         try:
-            limit = min(max(int(request.args.get("limit", str(DEFAULT_LIMIT))), 1), MAX_LIMIT)
+            limit = min(
+                max(int(request.args.get("limit", str(DEFAULT_LIMIT))), 1), REPORTS_MAX_LIMIT
+            )
         except ValueError:
             return bad_request({"limit": ["must be a number"]})
         taken = self.take(bulk_id, message_id, limit)

@@ -19,14 +19,15 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select, update
 
+from app.cli.dispatch import dispatcher_duties
 from app.db import utcnow
 from app.infobip.client import InfobipClient, LogEntry, Pace, ProviderError
 from app.launch.campaigns import prepare_resubmission, send_batches
-from app.launch.dispatch import Duty, dispatch_once, run_dispatcher
+from app.launch.dispatch import dispatch_once, run_dispatcher
 from app.launch.submission import queued_batches, submit_campaign
 from app.models import Batch, Call, CallEvent, Campaign
 from app.reports.logsearch import CLOCK_SKEW, Sending, split_window, sweep_windows
-from app.reports.reconcile import Rules, reconcile, reconcile_round, rules_of
+from app.reports.reconcile import Rules, reconcile, reconcile_round
 from app.simulator.reports import format_time
 from app.simulator.server import Faults, ReportPlan, Simulator, SimulatorServer
 from tests.conftest import NOTIFY_TOKEN, SIM_KEY, LiveServer, db, state
@@ -362,14 +363,12 @@ def test_reconcile_command_and_dispatcher_duty(
     )
     # The dispatcher's duty settles the other bulk, on its first pass.
     app_state = state(app)
-    rules = rules_of(app_state.settings)
-    duty = Duty(
-        "reconcile", 600, lambda: reconcile_round(app_state.sessions, app_state.client(), rules)
-    )
+    duties = dispatcher_duties(app_state)  # what `ivrdesk dispatch` runs
+    assert [duty.name for duty in duties] == ["reconcile"]
     stop = threading.Event()
     worker = threading.Thread(
         target=run_dispatcher, args=(app_state.sessions, None, stop),
-        kwargs={"interval": 0.05, "duties": [duty]},
+        kwargs={"interval": 0.05, "duties": duties},
     )  # fmt: skip
     worker.start()
     deadline = time.monotonic() + 10
